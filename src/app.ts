@@ -1,0 +1,57 @@
+import { randomBytes } from 'node:crypto';
+import pino, { type Logger } from 'pino';
+import type { Config } from './config.js';
+import { createMemoryNotifier } from './flows/challenge-notifier.js';
+import type { Services } from './services.js';
+import { appendAudit } from './store/audit-log.js';
+import { openStore } from './store/database.js';
+import { loadKeyring } from './store/keyring.js';
+import { createSecretBox } from './store/secret-box.js';
+
+/**
+ * The composition root: builds every service from the frozen config, once. Transports (HTTP,
+ * CLI) call this and hand the result to flows.
+ */
+export interface AppOptions {
+  clock?: () => Date;
+  random?: (bytes: number) => Buffer;
+  logger?: Logger;
+}
+
+/** Log fields that may carry secret material are removed before a line is written (LOG-01). */
+export const LOG_REDACT_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  '*.code',
+  '*.secret',
+  '*.password',
+  '*.api_key',
+  '*.key',
+];
+
+export function createLogger(config: Pick<Config, 'logLevel'>, destination?: NodeJS.WritableStream): Logger {
+  const options = { level: config.logLevel, redact: { paths: LOG_REDACT_PATHS, remove: true }, timestamp: pino.stdTimeFunctions.isoTime };
+  return destination === undefined ? pino(options) : pino(options, destination);
+}
+
+export async function createServices(config: Config, options: AppOptions = {}): Promise<Services> {
+  const clock = options.clock ?? (() => new Date());
+  const log = options.logger ?? createLogger(config);
+  const keyring = loadKeyring({ dataDir: config.dataDir, keys: config.keys, auditKey: config.auditKey, now: clock() });
+  const store = await openStore({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });
+  const db = store.db;
+  return {
+    config,
+    store,
+    db,
+    keyring,
+    secrets: createSecretBox(db, keyring, clock),
+    clock,
+    random: options.random ?? randomBytes,
+    log,
+    notifier: createMemoryNotifier(),
+    async audit(entry) {
+      await appendAudit(db, keyring.auditKey, entry, clock());
+    },
+  };
+}

@@ -1,0 +1,58 @@
+import type { Command } from 'commander';
+import { createServices } from '../../app.js';
+import { bootstrapFirstAdmin } from '../../flows/api-keys.js';
+import { buildServer } from '../../http/server.js';
+import { addStoreOptions, configFrom, type GlobalOptions } from '../context.js';
+
+interface ServeOptions extends GlobalOptions {
+  port?: string;
+  host?: string;
+}
+
+export function registerServeCommand(program: Command): void {
+  addStoreOptions(
+    program
+      .command('serve')
+      .description('run the server (embedded SQLite in the data directory unless COUNTERSIGN_DATABASE_URL is set)')
+      .option('--port <port>', 'port to listen on (default 8080)')
+      .option('--host <host>', 'address to listen on (default 0.0.0.0)'),
+  ).action(async (options: ServeOptions) => {
+    const config = configFrom(options, { port: options.port, host: options.host }, undefined);
+    const services = await createServices(config);
+    const first = await bootstrapFirstAdmin(services);
+    const app = await buildServer(services);
+    const address = await app.listen({ port: config.port, host: config.host });
+    const local = `http://localhost:${new URL(address).port}`;
+    process.stdout.write(
+      [
+        '',
+        `Countersign is serving on ${address} (store: ${services.store.dialect}, ${services.store.location})`,
+        `  API documentation: ${local}/docs`,
+        ...(first === undefined
+          ? []
+          : [
+              '',
+              `First start: created tenant "${first.tenant}" and the first administrator API key.`,
+              'It is shown now and never again — keep it somewhere safe:',
+              '',
+              `  ${first.apiKey}`,
+              '',
+              `  Try it: curl -H "Authorization: Bearer ${first.apiKey}" ${local}/v1/admin/tenants`,
+            ]),
+        '',
+      ].join('\n'),
+    );
+    await new Promise<void>((resolve) => {
+      const stop = (): void => {
+        process.off('SIGINT', stop);
+        process.off('SIGTERM', stop);
+        void app
+          .close()
+          .then(() => services.store.close())
+          .finally(resolve);
+      };
+      process.on('SIGINT', stop);
+      process.on('SIGTERM', stop);
+    });
+  });
+}

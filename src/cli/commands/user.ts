@@ -1,0 +1,139 @@
+import type { Command } from 'commander';
+import { deleteMethod, listMethods } from '../../flows/methods.js';
+import { bulkSetStates, importUsers } from '../../flows/user-import.js';
+import { createUser, deleteUser, findUser, listUsers, setUserBlocked, setUserState, unlockUser, viewUser, type UserView } from '../../flows/users.js';
+import { addStoreOptions, CLI, print, readInputFile, tenantOf, withServices, type GlobalOptions } from '../context.js';
+
+type Options = GlobalOptions & { json?: boolean; tenant?: string };
+
+function describe(user: UserView): string {
+  const phones = user.phones.map((p) => `${p.type} ${p.number}`).join(', ');
+  return `${user.username}  state=${user.mfa_state}  status=${user.status}${user.email === null ? '' : `  email=${user.email}`}${phones === '' ? '' : `  phones=${phones}`}`;
+}
+
+export function registerUserCommands(program: Command): void {
+  const user = program.command('user').description('users and their MFA state');
+  const tenantOption = (c: Command): Command => addStoreOptions(c.requiredOption('--tenant <tenant>', 'tenant id or name'));
+
+  tenantOption(
+    user
+      .command('add <username>')
+      .description('create a user')
+      .option('--display-name <name>', 'display name')
+      .option('--email <email>', 'email address')
+      .option('--phone <phone>', 'mobile phone number (E.164, or national in the tenant country)')
+      .option('--state <state>', 'MFA state: disabled, enabled or enforced (default disabled)')
+      .option('--group <group...>', 'groups')
+      .option('--json', 'print JSON'),
+  ).action((username: string, options: Options & { displayName?: string; email?: string; phone?: string; state?: string; group?: string[] }) =>
+    withServices(options, async (services) => {
+      const created = await createUser(services, CLI, await tenantOf(services, options.tenant), {
+        username,
+        display_name: options.displayName,
+        email: options.email,
+        phone: options.phone,
+        mfa_state: options.state,
+        groups: options.group,
+      });
+      print(options.json, created, () => `created ${describe(created)}`);
+    }),
+  );
+
+  tenantOption(user.command('show <username>').description('show a user').option('--json', 'print JSON')).action((username: string, options: Options) =>
+    withServices(options, async (services) => {
+      const tenant = await tenantOf(services, options.tenant);
+      const view = await viewUser(services.db, await findUser(services.db, tenant.id, username), services.clock().getTime());
+      print(options.json, view, () => describe(view));
+    }),
+  );
+
+  tenantOption(
+    user
+      .command('list')
+      .description('list users (all pages)')
+      .option('--search <text>', 'only users whose username, name or email contains this')
+      .option('--json', 'print JSON'),
+  ).action((options: Options & { search?: string }) =>
+    withServices(options, async (services) => {
+      const tenant = await tenantOf(services, options.tenant);
+      const users: UserView[] = [];
+      let cursor: string | undefined;
+      do {
+        const page = await listUsers(services, tenant, { search: options.search, cursor, limit: 1000 });
+        users.push(...page.users);
+        cursor = page.next_cursor ?? undefined;
+      } while (cursor !== undefined);
+      print(options.json, users, () => users.map(describe).join('\n') || '(no users)');
+    }),
+  );
+
+  tenantOption(
+    user
+      .command('set-state [username] [state]')
+      .description('change the MFA state: disabled, enabled or enforced (or many at once with --file)')
+      .option('--file <csv>', 'CSV of username,state')
+      .option('--json', 'print JSON'),
+  ).action((username: string | undefined, state: string | undefined, options: Options & { file?: string }) =>
+    withServices(options, async (services) => {
+      const tenant = await tenantOf(services, options.tenant);
+      if (options.file !== undefined) {
+        const report = await bulkSetStates(services, CLI, tenant, readInputFile(options.file));
+        print(options.json, report, () => [`changed ${report.changed} users`, ...report.refused.map((r) => `refused line ${r.line}: ${r.reason}`)].join('\n'));
+        return;
+      }
+      if (username === undefined || state === undefined) throw new Error('give USERNAME and STATE, or --file CSV');
+      const updated = await setUserState(services, CLI, tenant, await findUser(services.db, tenant.id, username), state);
+      print(options.json, updated, () => `${updated.username} is now ${updated.mfa_state}`);
+    }),
+  );
+
+  tenantOption(user.command('import <file>').description('create or update users from a CSV: username,display name,email,phone,state').option('--json', 'print JSON')).action(
+    (file: string, options: Options) =>
+      withServices(options, async (services) => {
+        const started = Date.now();
+        const report = await importUsers(services, CLI, await tenantOf(services, options.tenant), readInputFile(file));
+        const seconds = ((Date.now() - started) / 1000).toFixed(1);
+        print(options.json, report, () =>
+          [`created ${report.created}, updated ${report.updated}, refused ${report.refused.length} (${seconds} s)`, ...report.refused.map((r) => `refused line ${r.line}: ${r.reason}`)].join('\n'),
+        );
+        if (report.refused.length > 0 && report.created + report.updated === 0) process.exitCode = 1;
+      }),
+  );
+
+  for (const [name, description] of [
+    ['delete', 'delete a user and their methods'],
+    ['unlock', 'clear a lockout and the failure counter'],
+    ['block', 'block a user: every sign-in is denied'],
+    ['unblock', 'lift a block'],
+  ] as const) {
+    tenantOption(user.command(`${name} <username>`).description(description).option('--json', 'print JSON')).action((username: string, options: Options) =>
+      withServices(options, async (services) => {
+        const tenant = await tenantOf(services, options.tenant);
+        const row = await findUser(services.db, tenant.id, username);
+        if (name === 'delete') {
+          await deleteUser(services, CLI, tenant, row);
+          print(options.json, { deleted: row.username }, () => `deleted ${row.username}`);
+          return;
+        }
+        const view = name === 'unlock' ? await unlockUser(services, CLI, tenant, row) : await setUserBlocked(services, CLI, tenant, row, name === 'block');
+        print(options.json, view, () => describe(view));
+      }),
+    );
+  }
+
+  tenantOption(user.command('methods <username>').description('list a user’s methods').option('--json', 'print JSON')).action((username: string, options: Options) =>
+    withServices(options, async (services) => {
+      const tenant = await tenantOf(services, options.tenant);
+      const methods = await listMethods(services, await findUser(services.db, tenant.id, username));
+      print(options.json, methods, () => methods.map((m) => `${m.id}  ${m.type}  ${m.status}${m.default ? '  default' : ''}  ${m.label}${m.serial === null ? '' : `  serial=${m.serial}`}`).join('\n') || '(no methods)');
+    }),
+  );
+
+  tenantOption(user.command('remove-method <username> <method-id>').description('remove one of a user’s methods')).action((username: string, methodId: string, options: Options) =>
+    withServices(options, async (services) => {
+      const tenant = await tenantOf(services, options.tenant);
+      await deleteMethod(services, CLI, tenant, await findUser(services.db, tenant.id, username), methodId);
+      print(false, null, () => `removed method ${methodId}`);
+    }),
+  );
+}

@@ -1,0 +1,60 @@
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import { createLogger, createServices } from '../app.js';
+import { loadConfig, type Config } from '../config.js';
+import { CountersignError } from '../core/errors.js';
+import { findTenant } from '../flows/tenants.js';
+import type { Principal, Services } from '../services.js';
+import type { TenantRow } from '../store/schema.js';
+
+/** The CLI acts as itself in the audit log. */
+export const CLI: Principal = { kind: 'cli' };
+
+export interface GlobalOptions {
+  dataDir?: string;
+  databaseUrl?: string;
+  config?: string;
+}
+
+/** Options every command accepts, so a CLI and a running server can share one store. */
+export function addStoreOptions(command: Command): Command {
+  return command
+    .option('--data-dir <dir>', 'data directory (default ./data, or COUNTERSIGN_DATA_DIR)')
+    .option('--database-url <url>', 'postgres://… to use PostgreSQL (or COUNTERSIGN_DATABASE_URL)')
+    .option('--config <file>', 'configuration file (default ./countersign.yaml if present)');
+}
+
+export function configFrom(options: GlobalOptions, overrides: Partial<Record<keyof Config, unknown>> = {}, logLevel: Config['logLevel'] = 'warn'): Config {
+  return loadConfig({
+    file: options.config,
+    overrides: { logLevel, ...overrides, dataDir: options.dataDir ?? overrides.dataDir, databaseUrl: options.databaseUrl ?? overrides.databaseUrl },
+  });
+}
+
+/** Opens the store for one command, runs it, and always closes the store again. */
+export async function withServices<T>(options: GlobalOptions, run: (services: Services) => Promise<T>): Promise<T> {
+  const config = configFrom(options);
+  const services = await createServices(config, { logger: createLogger(config, process.stderr) });
+  try {
+    return await run(services);
+  } finally {
+    await services.store.close();
+  }
+}
+
+export async function tenantOf(services: Services, ref: string | undefined): Promise<TenantRow> {
+  if (ref === undefined || ref === '') throw new CountersignError('INVALID_INPUT', '--tenant: is required (a tenant id or name)');
+  return findTenant(services, ref);
+}
+
+export function readInputFile(path: string): string {
+  try {
+    return readFileSync(path === '-' ? 0 : path, 'utf8');
+  } catch (error) {
+    throw new CountersignError('INVALID_INPUT', `${path}: cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+}
+
+export function print(json: boolean | undefined, value: unknown, human: () => string): void {
+  process.stdout.write(json === true ? `${JSON.stringify(value, null, 2)}\n` : `${human()}\n`);
+}

@@ -1,0 +1,49 @@
+import { Command, CommanderError } from 'commander';
+import { CountersignError } from '../core/errors.js';
+import { registerAppCommands } from './commands/app.js';
+import { registerAuditCommands } from './commands/audit.js';
+import { registerKeyCommands } from './commands/keys.js';
+import { registerServeCommand } from './commands/serve.js';
+import { registerSettingsCommands } from './commands/settings.js';
+import { registerTenantCommands } from './commands/tenant.js';
+import { registerTokenCommands } from './commands/token.js';
+import { registerTotpCommands } from './commands/totp.js';
+import { registerUserCommands } from './commands/user.js';
+
+/**
+ * `countersign …`: the CLI of SPEC's table. Exit code 0 on success, 1 with a one-line error on
+ * stderr otherwise. Every command takes --data-dir / --database-url so it can share a store
+ * with a running server.
+ */
+export function buildProgram(): Command {
+  const program = new Command('countersign')
+    .description('Countersign — multi-factor authentication server and administration')
+    .showHelpAfterError()
+    .exitOverride();
+  registerServeCommand(program);
+  registerTenantCommands(program);
+  registerAppCommands(program);
+  registerUserCommands(program);
+  registerTotpCommands(program);
+  registerTokenCommands(program);
+  registerSettingsCommands(program);
+  registerKeyCommands(program);
+  registerAuditCommands(program);
+  return program;
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      // Help and version exit 0; usage errors were already printed by commander.
+      return error.exitCode === 0 || error.code === 'commander.helpDisplayed' || error.code === 'commander.version' ? 0 : 1;
+    }
+    const message = error instanceof CountersignError ? error.message : error instanceof Error ? error.message : String(error);
+    process.stderr.write(`countersign: ${message.split('\n').join('\n  ')}\n`);
+    return 1;
+  }
+}

@@ -1,0 +1,84 @@
+import { invalidInput } from './errors.js';
+
+/**
+ * A tenant's service settings (Azure MFA "service settings"). Stored whole as JSON on the tenant;
+ * every change is validated here and refused as a whole, so a rejected change leaves the old
+ * settings untouched.
+ */
+export const METHOD_TYPES = ['totp', 'oath', 'push', 'sms', 'voice', 'webauthn'] as const;
+export type MethodTypeName = (typeof METHOD_TYPES)[number];
+
+export interface TenantSettings {
+  /** Azure "Number of MFA denials to trigger account lockout" (NIST 800-63B §5.2.2: ≤ 100). */
+  readonly lockout_threshold: number;
+  /** Azure "Minutes until account lockout counter is reset". */
+  readonly lockout_reset_minutes: number;
+  /** Azure "Minutes until account is automatically unblocked". */
+  readonly lockout_minutes: number;
+  /** TOTP steps accepted either side of now: 1 (RFC 6238 §5.2) or 0 for strict mode. */
+  readonly totp_window: number;
+  /** HOTP look-ahead s (RFC 4226 §7.4). */
+  readonly hotp_look_ahead: number;
+  /** Methods users of this tenant may use. */
+  readonly allowed_methods: MethodTypeName[];
+  /** Region for phone numbers written without +country code (ISO 3166-1 alpha-2). */
+  readonly default_country: string;
+  /** How long a challenge stays open, in seconds. */
+  readonly challenge_ttl_seconds: number;
+  /** Wrong answers a single challenge takes before it fails. */
+  readonly challenge_max_attempts: number;
+}
+
+export const DEFAULT_SETTINGS: TenantSettings = Object.freeze({
+  lockout_threshold: 10,
+  lockout_reset_minutes: 10,
+  lockout_minutes: 15,
+  totp_window: 1,
+  hotp_look_ahead: 10,
+  allowed_methods: [...METHOD_TYPES],
+  default_country: 'US',
+  challenge_ttl_seconds: 300,
+  challenge_max_attempts: 5,
+});
+
+const RANGES: Partial<Record<keyof TenantSettings, readonly [number, number]>> = {
+  lockout_threshold: [1, 100],
+  lockout_reset_minutes: [1, 1440],
+  lockout_minutes: [1, 43200],
+  totp_window: [0, 1],
+  hotp_look_ahead: [0, 50],
+  challenge_ttl_seconds: [30, 600],
+  challenge_max_attempts: [1, 10],
+};
+
+/** Applies a partial change to settings; throws INVALID_INPUT naming the first bad field. */
+export function applySettingsChange(current: TenantSettings, change: Record<string, unknown>): TenantSettings {
+  const next: Record<string, unknown> = { ...current };
+  for (const [field, value] of Object.entries(change)) {
+    if (!(field in DEFAULT_SETTINGS)) throw invalidInput(field, 'is not a tenant setting');
+    const range = RANGES[field as keyof TenantSettings];
+    if (range !== undefined) {
+      if (typeof value !== 'number' || !Number.isInteger(value) || value < range[0] || value > range[1]) {
+        throw invalidInput(field, `must be a whole number from ${range[0]} to ${range[1]}`);
+      }
+    } else if (field === 'allowed_methods') {
+      if (!Array.isArray(value) || value.length === 0 || value.some((m) => !METHOD_TYPES.includes(m as MethodTypeName))) {
+        throw invalidInput(field, `must be a non-empty list of ${METHOD_TYPES.join(', ')}`);
+      }
+      next[field] = [...new Set(value)];
+      continue;
+    } else if (field === 'default_country') {
+      if (typeof value !== 'string' || !/^[A-Z]{2}$/.test(value)) throw invalidInput(field, 'must be a two-letter ISO 3166 country code, e.g. US');
+    }
+    next[field] = value;
+  }
+  return Object.freeze(next) as unknown as TenantSettings;
+}
+
+/** Reads stored settings, filling defaults for settings added since they were written. */
+export function parseStoredSettings(json: string): TenantSettings {
+  const stored = JSON.parse(json) as Record<string, unknown>;
+  const known = Object.fromEntries(Object.entries(stored).filter(([k]) => k in DEFAULT_SETTINGS));
+  const merged: TenantSettings = { ...DEFAULT_SETTINGS, ...known };
+  return Object.freeze(merged);
+}

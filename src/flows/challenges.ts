@@ -1,0 +1,156 @@
+import { randomUUID } from 'node:crypto';
+import { CountersignError, invalidInput, notFound } from '../core/errors.js';
+import { normalizeUsername } from '../core/user-fields.js';
+import { CODE_METHOD_TYPES } from '../methods/otp-code.js';
+import { actorOf, type Principal, type Services } from '../services.js';
+import type { ChallengeRow, ChallengeStatus, TenantRow } from '../store/schema.js';
+import { parseIp } from './preauth.js';
+import { tenantSettings } from './tenants.js';
+import { activeCodeMethods, verifyCode } from './verify-code.js';
+
+/**
+ * Challenges: one verification attempt each, `pending → approved / denied / fraud / expired /
+ * failed`, single use. Code methods (totp, oath) are answered with `/answer`; phone, text and
+ * push methods (later issues) change the status from their own channel and wake the waiters.
+ */
+export interface ChallengeView {
+  id: string;
+  status: ChallengeStatus;
+  type: string;
+  expires_at: string;
+  number?: number;
+  /** Why an answer did not approve: `invalid_code`, `locked_out`, `blocked`. */
+  reason?: string;
+}
+
+export interface CreateChallengeRequest {
+  username?: unknown;
+  method?: unknown;
+  context?: { app?: unknown; ip?: unknown; event?: { title?: unknown; detail?: unknown } } | undefined;
+}
+
+function view(row: ChallengeRow): ChallengeView {
+  return { id: row.id, status: row.status, type: row.type, expires_at: new Date(Number(row.expires_at)).toISOString() };
+}
+
+function optionalText(value: unknown, field: string, max: number): string | null {
+  if (value === undefined || value === null) return null;
+  // eslint-disable-next-line no-control-regex -- shown to users and written to logs: no control characters (LOG-02)
+  if (typeof value !== 'string' || value.length > max || /[\u0000-\u001f\u007f]/.test(value)) throw invalidInput(field, `must be text of at most ${max} characters`);
+  return value;
+}
+
+export async function createChallenge(services: Services, principal: Principal, tenant: TenantRow, request: CreateChallengeRequest): Promise<ChallengeView> {
+  const username = normalizeUsername(request.username);
+  if (typeof request.method !== 'string' || request.method === '') throw invalidInput('method', 'is required: a method id or a type (totp, oath)');
+  const ip = parseIp(request.context?.ip, 'context.ip');
+  const app = optionalText(request.context?.app, 'context.app', 200);
+  const eventTitle = optionalText(request.context?.event?.title, 'context.event.title', 200);
+  const eventDetail = optionalText(request.context?.event?.detail, 'context.event.detail', 1000);
+  if (request.context?.event !== undefined && eventTitle === null) throw invalidInput('context.event.title', 'is required with an event');
+
+  const user = await services.db.selectFrom('users').selectAll().where('tenant_id', '=', tenant.id).where('username', '=', username).executeTakeFirst();
+  if (user === undefined) throw notFound(`user ${username}`);
+  const now = services.clock().getTime();
+  if (user.status === 'blocked' && (user.blocked_until === null || Number(user.blocked_until) > now)) throw new CountersignError('FORBIDDEN', 'the user is blocked');
+  const methods = await activeCodeMethods(services, user.id);
+  const method = request.method;
+  const chosen = methods.filter((m) => m.id === method || m.type === method);
+  if (chosen.length === 0) {
+    if ((CODE_METHOD_TYPES as readonly string[]).includes(method) || methods.length === 0) {
+      throw new CountersignError('NOT_FOUND', `the user has no active ${method} method`);
+    }
+    throw invalidInput('method', `"${method}" is not one of the user's methods (${methods.map((m) => m.id).join(', ')}) nor a method type`);
+  }
+  const first = chosen[0];
+  const settings = tenantSettings(tenant);
+  const row: ChallengeRow = {
+    id: randomUUID(),
+    tenant_id: tenant.id,
+    user_id: user.id,
+    // A challenge by type accepts a code from any method of that type; by id, from that one.
+    method_id: chosen.length === 1 || method === first?.id ? (first?.id ?? null) : null,
+    type: first?.type ?? method,
+    status: 'pending',
+    app,
+    ip: ip ?? null,
+    event_title: eventTitle,
+    event_detail: eventDetail,
+    attempts: 0,
+    expires_at: now + settings.challenge_ttl_seconds * 1000,
+    created_at: now,
+    decided_at: null,
+  };
+  await services.db.insertInto('challenges').values(row).execute();
+  await services.audit({ tenantId: tenant.id, actor: actorOf(principal), action: 'challenge.created', target: user.id, detail: { challenge: row.id, type: row.type } });
+  return view(row);
+}
+
+async function loadChallenge(services: Services, tenant: TenantRow, id: string): Promise<ChallengeRow> {
+  const row = await services.db.selectFrom('challenges').selectAll().where('id', '=', id).where('tenant_id', '=', tenant.id).executeTakeFirst();
+  if (row === undefined) throw notFound(`challenge ${id}`);
+  return row;
+}
+
+/** Moves a pending challenge to a final status; atomic, so it happens once (SPEC: single use). */
+async function decide(services: Services, id: string, status: ChallengeStatus): Promise<boolean> {
+  const result = await services.db
+    .updateTable('challenges')
+    .set({ status, decided_at: services.clock().getTime() })
+    .where('id', '=', id)
+    .where('status', '=', 'pending')
+    .executeTakeFirst();
+  if (result.numUpdatedRows === 1n) services.notifier.publish(id);
+  return result.numUpdatedRows === 1n;
+}
+
+async function expireIfDue(services: Services, row: ChallengeRow): Promise<ChallengeRow> {
+  if (row.status === 'pending' && Number(row.expires_at) <= services.clock().getTime() && (await decide(services, row.id, 'expired'))) {
+    return { ...row, status: 'expired' };
+  }
+  return row;
+}
+
+export async function getChallenge(services: Services, tenant: TenantRow, id: string, waitSeconds: number, signal?: AbortSignal): Promise<ChallengeView> {
+  const deadline = services.clock().getTime() + waitSeconds * 1000;
+  let row = await expireIfDue(services, await loadChallenge(services, tenant, id));
+  while (row.status === 'pending' && !signal?.aborted) {
+    const left = Math.min(deadline, Number(row.expires_at)) - services.clock().getTime();
+    if (left <= 0) break;
+    // Woken at once by a decision in this process; re-reading each second catches decisions
+    // taken by another process on the same store.
+    await services.notifier.wait(id, Math.min(left, 1000), signal);
+    row = await expireIfDue(services, await loadChallenge(services, tenant, id));
+  }
+  return view(row);
+}
+
+export async function answerChallenge(services: Services, principal: Principal, tenant: TenantRow, id: string, input: { code?: unknown }): Promise<ChallengeView> {
+  let row = await expireIfDue(services, await loadChallenge(services, tenant, id));
+  if (row.status !== 'pending') throw new CountersignError('CONFLICT', `the challenge is ${row.status}, no longer pending`);
+  if (!(CODE_METHOD_TYPES as readonly string[]).includes(row.type)) throw new CountersignError('CONFLICT', `a ${row.type} challenge is not answered with a code`);
+  const user = await services.db.selectFrom('users').select('username').where('id', '=', row.user_id).executeTakeFirstOrThrow();
+  const methods = row.method_id !== null ? [row.method_id] : (await activeCodeMethods(services, row.user_id)).filter((m) => m.type === row.type).map((m) => m.id);
+  const outcome = await verifyCode(services, principal, tenant, { username: user.username, code: input.code, methodIds: methods, ip: row.ip ?? undefined, challengeId: row.id });
+  if (outcome.result === 'approved') {
+    if (!(await decide(services, row.id, 'approved'))) throw new CountersignError('CONFLICT', 'the challenge was decided by another request');
+    return view({ ...row, status: 'approved' });
+  }
+  if (outcome.reason === 'locked_out' || outcome.reason === 'blocked') {
+    await decide(services, row.id, 'denied');
+    return { ...view({ ...row, status: 'denied' }), reason: outcome.reason };
+  }
+  // A wrong code uses one of the challenge's attempts; the last one fails it (atomic cap).
+  const max = tenantSettings(tenant).challenge_max_attempts;
+  const counted = await services.db
+    .updateTable('challenges')
+    .set((eb) => ({ attempts: eb('attempts', '+', 1) }))
+    .where('id', '=', row.id)
+    .where('status', '=', 'pending')
+    .where('attempts', '<', max)
+    .returning('attempts')
+    .executeTakeFirst();
+  if (counted === undefined || Number(counted.attempts) >= max) await decide(services, row.id, 'failed');
+  row = await loadChallenge(services, tenant, id);
+  return { ...view(row), reason: outcome.reason };
+}

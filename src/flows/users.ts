@@ -1,0 +1,217 @@
+import { randomUUID } from 'node:crypto';
+import { sql, type Kysely, type Transaction } from 'kysely';
+import { CountersignError, invalidInput, notFound } from '../core/errors.js';
+import type { TenantSettings } from '../core/settings.js';
+import {
+  normalizeDisplayName,
+  normalizeEmail,
+  normalizeGroups,
+  normalizePhone,
+  normalizeUsername,
+  parseMfaState,
+  parsePhoneType,
+  type MfaStateName,
+  type PhoneTypeName,
+} from '../core/user-fields.js';
+import { actorOf, type Principal, type Services } from '../services.js';
+import type { Database, TenantRow, UserRow } from '../store/schema.js';
+import { tenantSettings } from './tenants.js';
+
+/** The administrator's view of a user (the admin API shows phone numbers in full). */
+export interface UserView {
+  id: string;
+  username: string;
+  display_name: string | null;
+  email: string | null;
+  phones: { type: PhoneTypeName; number: string }[];
+  groups: string[];
+  mfa_state: MfaStateName;
+  status: 'active' | 'blocked' | 'locked_out';
+  blocked_reason: string | null;
+  blocked_until: string | null;
+  locked_until: string | null;
+  failed_count: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface UserInput {
+  username?: unknown;
+  display_name?: unknown;
+  email?: unknown;
+  phone?: unknown;
+  phones?: unknown;
+  groups?: unknown;
+  mfa_state?: unknown;
+}
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(Number(ms)).toISOString());
+
+export async function viewUser(db: Kysely<Database>, row: UserRow, nowMs: number): Promise<UserView> {
+  const [phones, groups] = await Promise.all([
+    db.selectFrom('user_phones').select(['type', 'number']).where('user_id', '=', row.id).orderBy('type').execute(),
+    db.selectFrom('user_groups').select('name').where('user_id', '=', row.id).orderBy('name').execute(),
+  ]);
+  const locked = row.locked_until !== null && Number(row.locked_until) > nowMs;
+  return {
+    id: row.id,
+    username: row.username,
+    display_name: row.display_name,
+    email: row.email,
+    phones,
+    groups: groups.map((g) => g.name),
+    mfa_state: row.mfa_state,
+    status: row.status === 'blocked' ? 'blocked' : locked ? 'locked_out' : 'active',
+    blocked_reason: row.blocked_reason,
+    blocked_until: iso(row.blocked_until),
+    locked_until: locked ? iso(row.locked_until) : null,
+    failed_count: Number(row.failed_count),
+    created_at: iso(row.created_at) ?? '',
+    updated_at: iso(row.updated_at) ?? '',
+  };
+}
+
+export async function findUser(db: Kysely<Database>, tenantId: string, ref: string): Promise<UserRow> {
+  const username = ref.trim().toLowerCase();
+  const row = await db
+    .selectFrom('users')
+    .selectAll()
+    .where('tenant_id', '=', tenantId)
+    .where((eb) => eb.or([eb('username', '=', username), eb('id', '=', ref)]))
+    .executeTakeFirst();
+  if (row === undefined) throw notFound(`user ${ref}`);
+  return row;
+}
+
+function parsePhones(input: UserInput, settings: TenantSettings): { type: PhoneTypeName; number: string }[] | undefined {
+  if (input.phones !== undefined) {
+    if (!Array.isArray(input.phones)) throw invalidInput('phones', 'must be a list of {type, number}');
+    const phones = input.phones.map((p: unknown, i) => {
+      const entry = (p ?? {}) as { type?: unknown; number?: unknown };
+      return { type: parsePhoneType(entry.type ?? 'mobile', `phones[${i}].type`), number: normalizePhone(entry.number, settings.default_country, `phones[${i}].number`) };
+    });
+    if (new Set(phones.map((p) => p.type)).size !== phones.length) throw invalidInput('phones', 'holds two numbers of the same type');
+    return phones;
+  }
+  if (input.phone !== undefined && input.phone !== null && input.phone !== '') {
+    return [{ type: 'mobile', number: normalizePhone(input.phone, settings.default_country) }];
+  }
+  return undefined;
+}
+
+async function replacePhones(trx: Transaction<Database>, tenantId: string, userId: string, phones: { type: PhoneTypeName; number: string }[], now: number): Promise<void> {
+  await trx.deleteFrom('user_phones').where('user_id', '=', userId).execute();
+  if (phones.length > 0) {
+    await trx.insertInto('user_phones').values(phones.map((p) => ({ id: randomUUID(), tenant_id: tenantId, user_id: userId, type: p.type, number: p.number, created_at: now }))).execute();
+  }
+}
+
+async function replaceGroups(trx: Transaction<Database>, tenantId: string, userId: string, groups: string[]): Promise<void> {
+  await trx.deleteFrom('user_groups').where('user_id', '=', userId).execute();
+  if (groups.length > 0) await trx.insertInto('user_groups').values(groups.map((name) => ({ tenant_id: tenantId, user_id: userId, name }))).execute();
+}
+
+export async function createUser(services: Services, principal: Principal, tenant: TenantRow, input: UserInput): Promise<UserView> {
+  const settings = tenantSettings(tenant);
+  const username = normalizeUsername(input.username);
+  const row: UserRow = {
+    id: randomUUID(),
+    tenant_id: tenant.id,
+    username,
+    display_name: normalizeDisplayName(input.display_name),
+    email: normalizeEmail(input.email),
+    mfa_state: input.mfa_state === undefined ? 'disabled' : parseMfaState(input.mfa_state),
+    status: 'active',
+    blocked_reason: null,
+    blocked_until: null,
+    failed_count: 0,
+    failed_since: null,
+    locked_until: null,
+    created_at: services.clock().getTime(),
+    updated_at: services.clock().getTime(),
+  };
+  const phones = parsePhones(input, settings) ?? [];
+  const groups = input.groups === undefined ? [] : normalizeGroups(input.groups);
+  const taken = await services.db.selectFrom('users').select('id').where('tenant_id', '=', tenant.id).where('username', '=', username).executeTakeFirst();
+  if (taken !== undefined) throw new CountersignError('CONFLICT', `user ${username} already exists`);
+  await services.db.transaction().execute(async (trx) => {
+    await trx.insertInto('users').values(row).execute();
+    await replacePhones(trx, tenant.id, row.id, phones, row.created_at);
+    await replaceGroups(trx, tenant.id, row.id, groups);
+  });
+  await services.audit({ tenantId: tenant.id, actor: actorOf(principal), action: 'user.created', target: row.id, detail: { username, mfa_state: row.mfa_state } });
+  return viewUser(services.db, row, services.clock().getTime());
+}
+
+export async function updateUser(services: Services, principal: Principal, tenant: TenantRow, user: UserRow, input: UserInput): Promise<UserView> {
+  if (input.username !== undefined) throw invalidInput('username', 'cannot be changed; delete the user and create it again');
+  const settings = tenantSettings(tenant);
+  const change: Partial<UserRow> = { updated_at: services.clock().getTime() };
+  if (input.display_name !== undefined) change.display_name = normalizeDisplayName(input.display_name);
+  if (input.email !== undefined) change.email = normalizeEmail(input.email);
+  if (input.mfa_state !== undefined) change.mfa_state = parseMfaState(input.mfa_state);
+  const phones = parsePhones(input, settings);
+  const groups = input.groups === undefined ? undefined : normalizeGroups(input.groups);
+  await services.db.transaction().execute(async (trx) => {
+    await trx.updateTable('users').set(change).where('id', '=', user.id).execute();
+    if (phones !== undefined) await replacePhones(trx, tenant.id, user.id, phones, services.clock().getTime());
+    if (groups !== undefined) await replaceGroups(trx, tenant.id, user.id, groups);
+  });
+  const fields = Object.keys(input).filter((k) => (input as Record<string, unknown>)[k] !== undefined);
+  await services.audit({ tenantId: tenant.id, actor: actorOf(principal), action: 'user.updated', target: user.id, detail: { fields: fields.join(',') } });
+  return viewUser(services.db, await findUser(services.db, tenant.id, user.id), services.clock().getTime());
+}
+
+export async function setUserState(services: Services, principal: Principal, tenant: TenantRow, user: UserRow, state: unknown): Promise<UserView> {
+  const mfaState = parseMfaState(state, 'state');
+  await services.db.updateTable('users').set({ mfa_state: mfaState, updated_at: services.clock().getTime() }).where('id', '=', user.id).execute();
+  await services.audit({ tenantId: tenant.id, actor: actorOf(principal), action: 'user.state_changed', target: user.id, detail: { from: user.mfa_state, to: mfaState } });
+  return viewUser(services.db, { ...user, mfa_state: mfaState }, services.clock().getTime());
+}
+
+export async function deleteUser(services: Services, principal: Principal, tenant: TenantRow, user: UserRow): Promise<void> {
+  await services.db.deleteFrom('users').where('id', '=', user.id).execute();
+  await services.audit({ tenantId: tenant.id, actor: actorOf(principal), action: 'user.deleted', target: user.id, detail: { username: user.username } });
+}
+
+/** Clears a lockout and the failure counter (Azure: unblock after lockout). */
+export async function unlockUser(services: Services, principal: Principal, tenant: TenantRow, user: UserRow): Promise<UserView> {
+  await services.db.updateTable('users').set({ failed_count: 0, failed_since: null, locked_until: null }).where('id', '=', user.id).execute();
+  await services.audit({ tenantId: tenant.id, actor: actorOf(principal), action: 'user.unlocked', target: user.id });
+  return viewUser(services.db, await findUser(services.db, tenant.id, user.id), services.clock().getTime());
+}
+
+export async function setUserBlocked(services: Services, principal: Principal, tenant: TenantRow, user: UserRow, blocked: boolean): Promise<UserView> {
+  await services.db
+    .updateTable('users')
+    .set(blocked ? { status: 'blocked', blocked_reason: 'admin', blocked_until: null } : { status: 'active', blocked_reason: null, blocked_until: null })
+    .where('id', '=', user.id)
+    .execute();
+  await services.audit({ tenantId: tenant.id, actor: actorOf(principal), action: blocked ? 'user.blocked' : 'user.unblocked', target: user.id });
+  return viewUser(services.db, await findUser(services.db, tenant.id, user.id), services.clock().getTime());
+}
+
+export interface UserPage {
+  users: UserView[];
+  /** Pass as `cursor` to get the next page; null on the last page. */
+  next_cursor: string | null;
+}
+
+/** Lists users by username, a page at a time (keyset paging), optionally filtered by a search term. */
+export async function listUsers(services: Services, tenant: TenantRow, options: { search?: string | undefined; cursor?: string | undefined; limit: number }): Promise<UserPage> {
+  let query = services.db.selectFrom('users').selectAll().where('tenant_id', '=', tenant.id).orderBy('username').limit(options.limit + 1);
+  if (options.cursor !== undefined && options.cursor !== '') query = query.where('username', '>', options.cursor);
+  if (options.search !== undefined && options.search !== '') {
+    const pattern = `%${options.search.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+    // ESCAPE makes `\%`, `\_` and `\\` literal on both SQLite and PostgreSQL.
+    const like = (column: 'username' | 'display_name' | 'email') => sql<boolean>`lower(${sql.ref(column)}) like ${pattern} escape '\\'`;
+    query = query.where((eb) => eb.or([like('username'), like('display_name'), like('email')]));
+  }
+  const rows = await query.execute();
+  const page = rows.slice(0, options.limit);
+  const now = services.clock().getTime();
+  return {
+    users: await Promise.all(page.map((r) => viewUser(services.db, r, now))),
+    next_cursor: rows.length > options.limit ? (page.at(-1)?.username ?? null) : null,
+  };
+}

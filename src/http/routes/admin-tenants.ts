@@ -1,0 +1,181 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { CountersignError } from '../../core/errors.js';
+import { createAdminKey, createApplication, deleteApplication, listApplications } from '../../flows/api-keys.js';
+import { createTenant, deleteTenant, listTenants, publicTenant, tenantForAdmin, tenantSettings, updateTenantSettings } from '../../flows/tenants.js';
+import type { Services } from '../../services.js';
+import { listAudit, verifyAuditChain } from '../../store/audit-log.js';
+import { requireAdmin } from '../auth.js';
+import { adminTenant } from '../admin-context.js';
+import { ErrorBody, IdParams, Tenant, TenantQuery } from '../schemas.js';
+
+const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody };
+const security = [{ bearer: [] }];
+
+const Settings = Type.Object({
+  lockout_threshold: Type.Integer(),
+  lockout_reset_minutes: Type.Integer(),
+  lockout_minutes: Type.Integer(),
+  totp_window: Type.Integer(),
+  hotp_look_ahead: Type.Integer(),
+  allowed_methods: Type.Array(Type.String()),
+  default_country: Type.String(),
+  challenge_ttl_seconds: Type.Integer(),
+  challenge_max_attempts: Type.Integer(),
+});
+
+export const adminTenantRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {
+  const tags = ['Admin: tenants'];
+  app.get('/v1/admin/tenants', { schema: { tags, security, summary: 'List tenants', response: { 200: Type.Object({ tenants: Type.Array(Tenant) }), ...errors } } }, async (request) => {
+    const principal = await requireAdmin(services, request);
+    return { tenants: await listTenants(services, principal) };
+  });
+
+  app.post(
+    '/v1/admin/tenants',
+    { schema: { tags, security, summary: 'Create a tenant', body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 63 }) }, { additionalProperties: false }), response: { 201: Tenant, ...errors } } },
+    async (request, reply) => {
+      const principal = await requireAdmin(services, request);
+      return reply.code(201).send(await createTenant(services, principal, request.body.name));
+    },
+  );
+
+  app.get('/v1/admin/tenants/:id', { schema: { tags, security, summary: 'Get a tenant by id or name', params: IdParams, response: { 200: Tenant, ...errors } } }, async (request) => {
+    const principal = await requireAdmin(services, request);
+    return publicTenant(await tenantForAdmin(services, principal, request.params.id));
+  });
+
+  app.delete('/v1/admin/tenants/:id', { schema: { tags, security, summary: 'Delete a tenant and everything in it', params: IdParams, response: { 204: Type.Null(), ...errors } } }, async (request, reply) => {
+    const principal = await requireAdmin(services, request);
+    await deleteTenant(services, principal, await tenantForAdmin(services, principal, request.params.id));
+    return reply.code(204).send(null);
+  });
+
+  app.get('/v1/admin/settings', { schema: { tags, security, summary: 'The tenant’s service settings', querystring: TenantQuery, response: { 200: Settings, ...errors } } }, async (request) => {
+    const { tenant } = await adminTenant(services, request);
+    return tenantSettings(tenant);
+  });
+
+  app.patch(
+    '/v1/admin/settings',
+    {
+      schema: {
+        tags,
+        security,
+        summary: 'Change service settings; a refused change leaves every setting as it was',
+        querystring: TenantQuery,
+        body: Type.Record(Type.String(), Type.Unknown()),
+        response: { 200: Settings, ...errors },
+      },
+    },
+    async (request) => {
+      const { principal, tenant } = await adminTenant(services, request);
+      return updateTenantSettings(services, principal, tenant, request.body);
+    },
+  );
+
+  const appTags = ['Admin: applications and keys'];
+  const Application = Type.Object({ id: Type.String(), name: Type.String(), created_at: Type.String() });
+  app.get('/v1/admin/applications', { schema: { tags: appTags, security, summary: 'List applications', querystring: TenantQuery, response: { 200: Type.Object({ applications: Type.Array(Application) }), ...errors } } }, async (request) => {
+    const { tenant } = await adminTenant(services, request);
+    return { applications: await listApplications(services, tenant) };
+  });
+
+  app.post(
+    '/v1/admin/applications',
+    {
+      schema: {
+        tags: appTags,
+        security,
+        summary: 'Create an application; its API key is shown once',
+        querystring: TenantQuery,
+        body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 100 }) }, { additionalProperties: false }),
+        response: { 201: Type.Object({ id: Type.String(), name: Type.String(), api_key: Type.String() }), ...errors },
+      },
+    },
+    async (request, reply) => {
+      const { principal, tenant } = await adminTenant(services, request);
+      return reply.code(201).send(await createApplication(services, principal, tenant, request.body.name));
+    },
+  );
+
+  app.delete('/v1/admin/applications/:id', { schema: { tags: appTags, security, summary: 'Delete an application and its keys', params: IdParams, querystring: TenantQuery, response: { 204: Type.Null(), ...errors } } }, async (request, reply) => {
+    const { principal, tenant } = await adminTenant(services, request);
+    await deleteApplication(services, principal, tenant, request.params.id);
+    return reply.code(204).send(null);
+  });
+
+  app.post(
+    '/v1/admin/admin-keys',
+    {
+      schema: {
+        tags: appTags,
+        security,
+        summary: 'Create an administrator key (for every tenant, or only ?tenant=); shown once',
+        querystring: TenantQuery,
+        body: Type.Object({ name: Type.String({ minLength: 1, maxLength: 100 }) }, { additionalProperties: false }),
+        response: { 201: Type.Object({ id: Type.String(), api_key: Type.String() }), ...errors },
+      },
+    },
+    async (request, reply) => {
+      const principal = await requireAdmin(services, request);
+      const tenant = request.query.tenant === undefined && principal.tenantId === null ? null : await tenantForAdmin(services, principal, request.query.tenant);
+      return reply.code(201).send(await createAdminKey(services, principal, tenant?.id ?? null, request.body.name));
+    },
+  );
+
+  const auditTags = ['Admin: audit'];
+  app.get(
+    '/v1/admin/audit',
+    {
+      schema: {
+        tags: auditTags,
+        security,
+        summary: 'Audit records, newest first',
+        querystring: Type.Object(
+          { tenant: Type.Optional(Type.String()), before: Type.Optional(Type.Integer({ minimum: 1 })), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })) },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({
+            records: Type.Array(
+              Type.Object({
+                seq: Type.Integer(),
+                at: Type.String(),
+                tenant_id: Type.Union([Type.String(), Type.Null()]),
+                actor: Type.String(),
+                action: Type.String(),
+                target: Type.Union([Type.String(), Type.Null()]),
+                detail: Type.Record(Type.String(), Type.Unknown()),
+              }),
+            ),
+          }),
+          ...errors,
+        },
+      },
+    },
+    async (request) => {
+      const { tenant } = await adminTenant(services, request);
+      const records = await listAudit(services.db, { tenantId: tenant.id, limit: request.query.limit ?? 100, ...(request.query.before === undefined ? {} : { afterSeq: request.query.before }) });
+      return { records: records.map((r) => ({ ...r, tenant_id: r.tenantId })) };
+    },
+  );
+
+  app.get(
+    '/v1/admin/audit/verify',
+    {
+      schema: {
+        tags: auditTags,
+        security,
+        summary: 'Check the whole audit chain (administrators of every tenant only)',
+        response: { 200: Type.Object({ ok: Type.Boolean(), records: Type.Integer(), first_bad_seq: Type.Optional(Type.Integer()), problem: Type.Optional(Type.String()) }), ...errors },
+      },
+    },
+    async (request) => {
+      const principal = await requireAdmin(services, request);
+      if (principal.tenantId !== null) throw new CountersignError('FORBIDDEN', 'only an administrator of every tenant can check the whole chain');
+      const result = await verifyAuditChain(services.db, services.keyring.auditKey);
+      return result.ok ? { ok: true, records: result.records } : { ok: false, records: result.records, first_bad_seq: result.firstBadSeq, problem: result.problem };
+    },
+  );
+};

@@ -1,0 +1,150 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { answerChallenge, createChallenge, getChallenge } from '../../flows/challenges.js';
+import { parseIp, preauth } from '../../flows/preauth.js';
+import { findTenant } from '../../flows/tenants.js';
+import { verifyCode } from '../../flows/verify-code.js';
+import type { Services } from '../../services.js';
+import { requireApplication } from '../auth.js';
+import { ErrorBody, IdParams } from '../schemas.js';
+
+/** The Auth API (SPEC "Public contracts"): what applications call, with an application key. */
+const Challenge = Type.Object({
+  id: Type.String(),
+  status: Type.String(),
+  type: Type.String(),
+  expires_at: Type.String(),
+  number: Type.Optional(Type.Integer()),
+  reason: Type.Optional(Type.String()),
+});
+const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 429: ErrorBody };
+const tags = ['Auth API'];
+const security = [{ bearer: [] }];
+
+export const authApiRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {
+  const context = async (request: Parameters<typeof requireApplication>[1]) => {
+    const principal = await requireApplication(services, request);
+    return { principal, tenant: await findTenant(services, principal.tenantId) };
+  };
+
+  app.post(
+    '/v1/preauth',
+    {
+      schema: {
+        tags,
+        security,
+        summary: 'Decide what a sign-in needs before any factor',
+        body: Type.Object(
+          {
+            username: Type.String({ minLength: 1, maxLength: 256 }),
+            ip: Type.Optional(Type.String({ maxLength: 64 })),
+            client: Type.Optional(Type.Union([Type.Literal('browser'), Type.Literal('legacy')])),
+            remember_token: Type.Optional(Type.String({ maxLength: 512 })),
+          },
+          { additionalProperties: false },
+        ),
+        response: {
+          200: Type.Object({
+            result: Type.String(),
+            reason: Type.String(),
+            methods: Type.Array(Type.Object({ id: Type.String(), type: Type.String(), label: Type.String(), default: Type.Boolean() })),
+          }),
+          ...errors,
+        },
+      },
+    },
+    async (request) => {
+      const { principal, tenant } = await context(request);
+      return preauth(services, principal, tenant, request.body);
+    },
+  );
+
+  app.post(
+    '/v1/challenges',
+    {
+      schema: {
+        tags,
+        security,
+        summary: 'Start a verification with one of the user’s methods',
+        body: Type.Object(
+          {
+            username: Type.String({ minLength: 1, maxLength: 256 }),
+            method: Type.String({ minLength: 1, maxLength: 64, description: 'a method id, or a type: totp, oath' }),
+            context: Type.Optional(
+              Type.Object(
+                {
+                  app: Type.Optional(Type.String({ maxLength: 200 })),
+                  ip: Type.Optional(Type.String({ maxLength: 64 })),
+                  event: Type.Optional(Type.Object({ title: Type.String({ maxLength: 200 }), detail: Type.Optional(Type.String({ maxLength: 1000 })) }, { additionalProperties: false })),
+                },
+                { additionalProperties: false },
+              ),
+            ),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 201: Challenge, ...errors },
+      },
+    },
+    async (request, reply) => {
+      const { principal, tenant } = await context(request);
+      return reply.code(201).send(await createChallenge(services, principal, tenant, request.body));
+    },
+  );
+
+  app.get(
+    '/v1/challenges/:id',
+    {
+      schema: {
+        tags,
+        security,
+        summary: 'Read a challenge; with ?wait=N, wait up to N seconds for it to leave pending',
+        params: IdParams,
+        querystring: Type.Object({ wait: Type.Optional(Type.Integer({ minimum: 0, maximum: 60 })) }, { additionalProperties: false }),
+        response: { 200: Challenge, ...errors },
+      },
+    },
+    async (request) => {
+      const { tenant } = await context(request);
+      const abort = new AbortController();
+      request.raw.once('close', () => abort.abort());
+      return getChallenge(services, tenant, request.params.id, request.query.wait ?? 0, abort.signal);
+    },
+  );
+
+  app.post(
+    '/v1/challenges/:id/answer',
+    {
+      schema: {
+        tags,
+        security,
+        summary: 'Answer a code challenge',
+        params: IdParams,
+        body: Type.Object({ code: Type.String({ minLength: 1, maxLength: 16 }) }, { additionalProperties: false }),
+        response: { 200: Challenge, ...errors },
+      },
+    },
+    async (request) => {
+      const { principal, tenant } = await context(request);
+      return answerChallenge(services, principal, tenant, request.params.id, request.body);
+    },
+  );
+
+  app.post(
+    '/v1/verify',
+    {
+      schema: {
+        tags,
+        security,
+        summary: 'Check a code from any of the user’s code methods (one shot)',
+        body: Type.Object({ username: Type.String({ minLength: 1, maxLength: 256 }), code: Type.String({ minLength: 1, maxLength: 16 }), ip: Type.Optional(Type.String({ maxLength: 64 })) }, { additionalProperties: false }),
+        response: { 200: Type.Object({ result: Type.String(), reason: Type.String() }), ...errors },
+      },
+    },
+    async (request) => {
+      const { principal, tenant } = await context(request);
+      const outcome = await verifyCode(services, principal, tenant, { username: request.body.username, code: request.body.code, ip: parseIp(request.body.ip) });
+      return { result: outcome.result, reason: outcome.reason };
+    },
+  );
+};

@@ -1,0 +1,54 @@
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Services } from '../services.js';
+import { installErrorHandling } from './errors.js';
+import { adminMethodRoutes } from './routes/admin-methods.js';
+import { adminTenantRoutes } from './routes/admin-tenants.js';
+import { adminTokenRoutes } from './routes/admin-tokens.js';
+import { adminUserRoutes } from './routes/admin-users.js';
+import { authApiRoutes } from './routes/auth-api.js';
+import { healthRoutes } from './routes/health.js';
+
+/**
+ * Builds the HTTP server (Fastify's "build in one function, listen in another"): tests call
+ * this and use `app.inject()`; `countersign serve` calls it and listens.
+ */
+export async function buildServer(services: Services): Promise<FastifyInstance> {
+  const app = Fastify({
+    // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- without it the instance is typed with pino's Logger, which Fastify's plugin types do not accept
+    loggerInstance: services.log as FastifyBaseLogger,
+    trustProxy: services.config.trustProxy,
+    bodyLimit: 1024 * 1024,
+    // Unknown fields are refused (not silently dropped) so a typo is reported, naming the field.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  installErrorHandling(app);
+
+  // Imports arrive as files: CSV and PSKC (XML) bodies are read as text; routes that take
+  // them raise their own body limit, every other route keeps the 1 MiB default.
+  app.addContentTypeParser(['text/csv', 'text/plain', 'application/xml', 'text/xml', 'application/pskc+xml'], { parseAs: 'string' }, (_request, body, done) => {
+    done(null, body);
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Countersign', version: '0.1.0', description: 'Multi-factor authentication: the Auth API for applications and the admin API.' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'An application key (csk_…) or an administrator key (csa_…).' } } },
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
+
+  await app.register(healthRoutes, { services });
+  await app.register(authApiRoutes, { services });
+  await app.register(adminTenantRoutes, { services });
+  await app.register(adminUserRoutes, { services });
+  await app.register(adminMethodRoutes, { services });
+  await app.register(adminTokenRoutes, { services });
+  app.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/docs'));
+  return app;
+}

@@ -1,0 +1,47 @@
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import type { Config } from './config.js';
+import type { AuditEntry } from './store/audit-log.js';
+import type { Store } from './store/database.js';
+import type { Keyring } from './store/keyring.js';
+import type { Database } from './store/schema.js';
+import type { SecretBox } from './store/secret-box.js';
+import type { ChallengeNotifier } from './flows/challenge-notifier.js';
+
+/**
+ * What flows are given by the composition root (app.ts): the store, the keys, a clock and a
+ * random source (injected so tests can fix them), the audit log and a logger. Flows receive
+ * this object; nothing reads globals.
+ */
+export interface Services {
+  readonly config: Config;
+  readonly store: Store;
+  readonly db: Kysely<Database>;
+  readonly keyring: Keyring;
+  readonly secrets: SecretBox;
+  readonly clock: () => Date;
+  readonly random: (bytes: number) => Buffer;
+  readonly log: Logger;
+  readonly notifier: ChallengeNotifier;
+  audit(entry: AuditEntry): Promise<void>;
+}
+
+/** Who is acting, for authorization and the audit log. */
+export type Principal =
+  | { readonly kind: 'admin'; readonly keyId: string; readonly tenantId: string | null }
+  | { readonly kind: 'application'; readonly keyId: string; readonly applicationId: string; readonly tenantId: string }
+  | { readonly kind: 'cli' }
+  | { readonly kind: 'system' };
+
+export function actorOf(principal: Principal): string {
+  switch (principal.kind) {
+    case 'admin':
+      return `admin-key:${principal.keyId}`;
+    case 'application':
+      return `application:${principal.applicationId}`;
+    case 'cli':
+      return 'cli';
+    case 'system':
+      return 'system';
+  }
+}

@@ -1,0 +1,62 @@
+import { sql, type Kysely } from 'kysely';
+import type { Database, UserRow } from './schema.js';
+
+/**
+ * The failure counter per user (SECURITY.md OTP-06, RL-01; Azure's account lockout settings),
+ * kept in the database so every request, session and node shares it.
+ *
+ * An attempt is reserved before its code is checked: one UPDATE counts it as a failure and,
+ * when the count reaches the threshold, sets the lockout — but only if the user is not locked
+ * already. So however many requests race, at most `threshold` codes are ever checked between
+ * lockouts. A success then clears the count (NIST 800-63B §5.2.2: SHOULD reset on success).
+ */
+export interface LockoutPolicy {
+  readonly threshold: number;
+  readonly resetMinutes: number;
+  readonly lockoutMinutes: number;
+}
+
+export type Reservation = { reserved: true; user: UserRow; lockedNow: boolean } | { reserved: false };
+
+export async function reserveAttempt(db: Kysely<Database>, tenantId: string, username: string, policy: LockoutPolicy, nowMs: number): Promise<Reservation> {
+  const resetBefore = nowMs - policy.resetMinutes * 60_000;
+  const fresh = sql<boolean>`(failed_since is null or failed_since <= ${resetBefore})`;
+  const count = sql<number>`(case when ${fresh} then 1 else failed_count + 1 end)`;
+  const reachesThreshold = sql<boolean>`${count} >= ${policy.threshold}`;
+  const row = await db
+    .updateTable('users')
+    .set({
+      // Reaching the threshold locks the user and starts a new count for after the lockout.
+      failed_count: sql<number>`case when ${reachesThreshold} then 0 else ${count} end`,
+      failed_since: sql<number | null>`case when ${reachesThreshold} then null when ${fresh} then ${nowMs} else failed_since end`,
+      locked_until: sql<number | null>`case when ${reachesThreshold} then ${nowMs + policy.lockoutMinutes * 60_000} else null end`,
+    })
+    .where('tenant_id', '=', tenantId)
+    .where('username', '=', username)
+    .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', nowMs)]))
+    .where((eb) => eb.or([eb('status', '=', 'active'), eb('blocked_until', '<=', nowMs)]))
+    .returningAll()
+    .executeTakeFirst();
+  if (row === undefined) return { reserved: false };
+  return { reserved: true, user: row, lockedNow: row.locked_until !== null };
+}
+
+/** After a correct code: the count, and a lockout this very attempt may have set, are cleared. */
+export async function clearFailures(db: Kysely<Database>, userId: string): Promise<void> {
+  await db.updateTable('users').set({ failed_count: 0, failed_since: null, locked_until: null }).where('id', '=', userId).execute();
+}
+
+/**
+ * Consumes an OTP counter or time step (SECURITY.md OTP-01, OTP-02): the replay check and the
+ * update are this one statement, so of any number of concurrent submissions of one code exactly
+ * one sees a row changed. Returns whether this call consumed it.
+ */
+export async function consumeOtpCounter(db: Kysely<Database>, methodId: string, counter: number, nowMs: number): Promise<boolean> {
+  const result = await db
+    .updateTable('methods')
+    .set({ counter: counter + 1, last_used_at: nowMs })
+    .where('id', '=', methodId)
+    .where('counter', '<=', counter)
+    .executeTakeFirst();
+  return result.numUpdatedRows === 1n;
+}

@@ -1,0 +1,181 @@
+import type { Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+/**
+ * The tables, as Kysely sees them. Times are milliseconds since the Unix epoch (UTC), stored as
+ * integers so that the same comparisons work on SQLite and PostgreSQL. Flags are 0/1 integers.
+ * One row per credential (`methods`); nothing here is a JSON column that queries look into
+ * (`tenants.settings` and `audit_events.detail` are read and written whole).
+ */
+export interface Database {
+  tenants: TenantsTable;
+  users: UsersTable;
+  user_phones: UserPhonesTable;
+  user_groups: UserGroupsTable;
+  applications: ApplicationsTable;
+  api_keys: ApiKeysTable;
+  methods: MethodsTable;
+  data_keys: DataKeysTable;
+  challenges: ChallengesTable;
+  audit_events: AuditEventsTable;
+  audit_head: AuditHeadTable;
+}
+
+export interface TenantsTable {
+  id: string;
+  name: string;
+  /** TenantSettings as JSON, validated on every write. */
+  settings: string;
+  created_at: number;
+}
+
+export type MfaState = 'disabled' | 'enabled' | 'enforced';
+export type UserStatus = 'active' | 'blocked';
+
+export interface UsersTable {
+  id: string;
+  tenant_id: string;
+  /** The UPN, lower-cased: unique per tenant. */
+  username: string;
+  display_name: string | null;
+  email: string | null;
+  mfa_state: MfaState;
+  status: UserStatus;
+  /** Why the user is blocked: 'fraud' (reported fraud) or 'admin'; null when active. */
+  blocked_reason: 'fraud' | 'admin' | null;
+  /** Until when a block lasts (fraud block); null = until an administrator unblocks. */
+  blocked_until: number | null;
+  /** Failed verifications since failed_since (RFC 4226 §7.3: counted across all sessions). */
+  failed_count: Generated<number>;
+  failed_since: number | null;
+  locked_until: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export type PhoneType = 'mobile' | 'office' | 'alternate';
+
+export interface UserPhonesTable {
+  id: string;
+  tenant_id: string;
+  user_id: string;
+  type: PhoneType;
+  /** E.164 */
+  number: string;
+  created_at: number;
+}
+
+export interface UserGroupsTable {
+  tenant_id: string;
+  user_id: string;
+  name: string;
+}
+
+export interface ApplicationsTable {
+  id: string;
+  tenant_id: string;
+  name: string;
+  created_at: number;
+}
+
+export type ApiKeyKind = 'admin' | 'application';
+
+export interface ApiKeysTable {
+  id: string;
+  kind: ApiKeyKind;
+  /** null on an admin key = every tenant. */
+  tenant_id: string | null;
+  application_id: string | null;
+  name: string;
+  /** SHA-256 of the key, hex. Keys carry 256 random bits, so a fast hash is enough. */
+  key_hash: string;
+  created_at: number;
+  revoked_at: number | null;
+}
+
+export type MethodType = 'totp' | 'oath';
+export type MethodStatus = 'pending' | 'active';
+export type OtpKind = 'hotp' | 'totp';
+
+export interface MethodsTable {
+  id: string;
+  tenant_id: string;
+  /** null = an OATH token in the tenant's inventory, not yet assigned. */
+  user_id: string | null;
+  type: MethodType;
+  status: MethodStatus;
+  label: string;
+  is_default: Generated<number>;
+  otp_kind: OtpKind;
+  algorithm: 'SHA1' | 'SHA256' | 'SHA512';
+  digits: number;
+  /** TOTP step in seconds; null for HOTP. */
+  period: number | null;
+  /**
+   * The lowest HOTP counter or TOTP time step that may still be accepted. A verification that
+   * matches step s consumes it with `SET counter = s + 1 WHERE counter <= s` (RFC 6238 §5.2).
+   */
+  counter: number;
+  /** AES-256-GCM sealed seed (see secret-box.ts); never the seed itself. */
+  secret: string;
+  key_id: string;
+  serial: string | null;
+  manufacturer: string | null;
+  model: string | null;
+  created_at: number;
+  activated_at: number | null;
+  last_used_at: number | null;
+}
+
+export interface DataKeysTable {
+  id: string;
+  /** The key-encryption key that wraps this data key. */
+  kek_id: string;
+  wrapped_key: string;
+  active: number;
+  created_at: number;
+}
+
+export type ChallengeStatus = 'pending' | 'approved' | 'denied' | 'fraud' | 'expired' | 'failed';
+
+export interface ChallengesTable {
+  id: string;
+  tenant_id: string;
+  user_id: string;
+  method_id: string | null;
+  type: string;
+  status: ChallengeStatus;
+  app: string | null;
+  ip: string | null;
+  event_title: string | null;
+  event_detail: string | null;
+  attempts: Generated<number>;
+  expires_at: number;
+  created_at: number;
+  decided_at: number | null;
+}
+
+export interface AuditEventsTable {
+  seq: number;
+  at: number;
+  tenant_id: string | null;
+  actor: string;
+  action: string;
+  target: string | null;
+  /** JSON object, never holding a code, seed, password or key. */
+  detail: string;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface AuditHeadTable {
+  id: number;
+  seq: number;
+  hash: string;
+}
+
+export type TenantRow = Selectable<TenantsTable>;
+export type UserRow = Selectable<UsersTable>;
+export type MethodRow = Selectable<MethodsTable>;
+export type NewMethod = Insertable<MethodsTable>;
+export type ChallengeRow = Selectable<ChallengesTable>;
+export type UserUpdate = Updateable<UsersTable>;

@@ -1,0 +1,12 @@
+/**
+ * Says plainly, once per run, which stores the tests use. The PostgreSQL half runs only when
+ * COUNTERSIGN_TEST_DATABASE_URL points at a server; each test file then makes its own database.
+ */
+export default function setup(): void {
+  const url = process.env['COUNTERSIGN_TEST_DATABASE_URL'];
+  if (url === undefined || url === '') {
+    console.log('[countersign] store under test: SQLite. PostgreSQL tests: SKIPPED (set COUNTERSIGN_TEST_DATABASE_URL=postgres://… to run them).');
+  } else {
+    console.log('[countersign] store under test: PostgreSQL (COUNTERSIGN_TEST_DATABASE_URL) — every test file gets its own database; SQLite contract tests run too.');
+  }
+}
