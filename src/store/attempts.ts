@@ -19,17 +19,19 @@ export interface LockoutPolicy {
 export type Reservation = { reserved: true; user: UserRow; lockedNow: boolean } | { reserved: false };
 
 export async function reserveAttempt(db: Kysely<Database>, tenantId: string, username: string, policy: LockoutPolicy, nowMs: number): Promise<Reservation> {
-  const resetBefore = nowMs - policy.resetMinutes * 60_000;
+  // Parameters are cast so PostgreSQL knows their type inside CASE (SQLite accepts the same).
+  const int = (value: number) => sql<number>`cast(${value} as bigint)`;
+  const resetBefore = int(nowMs - policy.resetMinutes * 60_000);
   const fresh = sql<boolean>`(failed_since is null or failed_since <= ${resetBefore})`;
   const count = sql<number>`(case when ${fresh} then 1 else failed_count + 1 end)`;
-  const reachesThreshold = sql<boolean>`${count} >= ${policy.threshold}`;
+  const reachesThreshold = sql<boolean>`${count} >= ${int(policy.threshold)}`;
   const row = await db
     .updateTable('users')
     .set({
       // Reaching the threshold locks the user and starts a new count for after the lockout.
       failed_count: sql<number>`case when ${reachesThreshold} then 0 else ${count} end`,
-      failed_since: sql<number | null>`case when ${reachesThreshold} then null when ${fresh} then ${nowMs} else failed_since end`,
-      locked_until: sql<number | null>`case when ${reachesThreshold} then ${nowMs + policy.lockoutMinutes * 60_000} else null end`,
+      failed_since: sql<number | null>`case when ${reachesThreshold} then null when ${fresh} then ${int(nowMs)} else failed_since end`,
+      locked_until: sql<number | null>`case when ${reachesThreshold} then ${int(nowMs + policy.lockoutMinutes * 60_000)} else null end`,
     })
     .where('tenant_id', '=', tenantId)
     .where('username', '=', username)
