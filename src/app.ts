@@ -3,7 +3,7 @@ import pino, { type Logger } from 'pino';
 import type { Config } from './config.js';
 import { createMemoryNotifier } from './flows/challenge-notifier.js';
 import type { Services } from './services.js';
-import { appendAudit } from './store/audit-log.js';
+import { createAuditWriter } from './store/audit-log.js';
 import { openStore } from './store/database.js';
 import { loadKeyring } from './store/keyring.js';
 import { createSecretBox } from './store/secret-box.js';
@@ -40,6 +40,7 @@ export async function createServices(config: Config, options: AppOptions = {}): 
   const keyring = loadKeyring({ dataDir: config.dataDir, keys: config.keys, auditKey: config.auditKey, now: clock() });
   const store = await openStore({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });
   const db = store.db;
+  const appendAudit = createAuditWriter(db, keyring.auditKey);
   return {
     config,
     store,
@@ -51,7 +52,7 @@ export async function createServices(config: Config, options: AppOptions = {}): 
     log,
     notifier: createMemoryNotifier(),
     async audit(entry) {
-      await appendAudit(db, keyring.auditKey, entry, clock());
+      await appendAudit(entry, clock());
     },
   };
 }

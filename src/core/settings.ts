@@ -55,7 +55,8 @@ const RANGES: Partial<Record<keyof TenantSettings, readonly [number, number]>> =
 export function applySettingsChange(current: TenantSettings, change: Record<string, unknown>): TenantSettings {
   const next: Record<string, unknown> = { ...current };
   for (const [field, value] of Object.entries(change)) {
-    if (!(field in DEFAULT_SETTINGS)) throw invalidInput(field, 'is not a tenant setting');
+    // Own properties only: `in` would also accept inherited names such as `toString`.
+    if (!Object.hasOwn(DEFAULT_SETTINGS, field)) throw invalidInput(field, 'is not a tenant setting');
     const range = RANGES[field as keyof TenantSettings];
     if (range !== undefined) {
       if (typeof value !== 'number' || !Number.isInteger(value) || value < range[0] || value > range[1]) {
@@ -78,7 +79,7 @@ export function applySettingsChange(current: TenantSettings, change: Record<stri
 /** Reads stored settings, filling defaults for settings added since they were written. */
 export function parseStoredSettings(json: string): TenantSettings {
   const stored = JSON.parse(json) as Record<string, unknown>;
-  const known = Object.fromEntries(Object.entries(stored).filter(([k]) => k in DEFAULT_SETTINGS));
+  const known = Object.fromEntries(Object.entries(stored).filter(([k]) => Object.hasOwn(DEFAULT_SETTINGS, k)));
   const merged: TenantSettings = { ...DEFAULT_SETTINGS, ...known };
   return Object.freeze(merged);
 }

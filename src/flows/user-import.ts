@@ -139,10 +139,17 @@ export async function bulkSetStates(services: Services, principal: Principal, te
   const { rows } = readCsv(text, { headerFirstField: 'username' });
   const refused: RefusedLine[] = [];
   const wanted: { line: number; username: string; state: MfaStateName }[] = [];
+  // A username given twice is refused (as in importUsers): otherwise which state wins would
+  // depend on the order of the updates below, not on the file.
+  const seen = new Map<string, number>();
   for (const { line, fields } of rows) {
     try {
       if (fields.length !== 2) throw new CountersignError('INVALID_INPUT', `has ${fields.length} fields; expected username,state`);
-      wanted.push({ line, username: normalizeUsername(fields[0]), state: parseMfaState(fields[1], 'state') });
+      const entry = { line, username: normalizeUsername(fields[0]), state: parseMfaState(fields[1], 'state') };
+      const earlier = seen.get(entry.username);
+      if (earlier !== undefined) throw new CountersignError('INVALID_INPUT', `username: ${entry.username} already appears on line ${earlier}`);
+      seen.set(entry.username, line);
+      wanted.push(entry);
     } catch (error) {
       refused.push({ line, reason: reasonOf(error) });
     }

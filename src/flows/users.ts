@@ -164,9 +164,10 @@ export async function updateUser(services: Services, principal: Principal, tenan
 
 export async function setUserState(services: Services, principal: Principal, tenant: TenantRow, user: UserRow, state: unknown): Promise<UserView> {
   const mfaState = parseMfaState(state, 'state');
-  await services.db.updateTable('users').set({ mfa_state: mfaState, updated_at: services.clock().getTime() }).where('id', '=', user.id).execute();
+  const now = services.clock().getTime();
+  await services.db.updateTable('users').set({ mfa_state: mfaState, updated_at: now }).where('id', '=', user.id).execute();
   await services.audit({ tenantId: tenant.id, actor: actorOf(principal), action: 'user.state_changed', target: user.id, detail: { from: user.mfa_state, to: mfaState } });
-  return viewUser(services.db, { ...user, mfa_state: mfaState }, services.clock().getTime());
+  return viewUser(services.db, { ...user, mfa_state: mfaState, updated_at: now }, now);
 }
 
 export async function deleteUser(services: Services, principal: Principal, tenant: TenantRow, user: UserRow): Promise<void> {

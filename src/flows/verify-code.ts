@@ -11,8 +11,9 @@ import { tenantSettings } from './tenants.js';
  * of `/v1/verify` and of answering a code challenge.
  *
  * Order matters for security: (1) an attempt is reserved against the lockout counter before
- * any code is looked at; (2) each matching method's step is consumed atomically; (3) only a
- * consumed step approves. Unknown users get the same answer as wrong codes (`invalid_code`),
+ * the result of any code check is used, so racing requests get at most `threshold` answers
+ * between lockouts; (2) each matching method's step is consumed atomically; (3) only a consumed
+ * step approves. Unknown users get the same answer as wrong codes (`invalid_code`),
  * so a caller cannot probe for usernames; lockouts and blocks are named so the application can
  * tell its user to wait or call the helpdesk.
  */
@@ -49,33 +50,51 @@ export async function verifyCode(services: Services, principal: Principal, tenan
   const auditBase = { tenantId: tenant.id, actor: actorOf(principal) };
   const detailBase = { username, ip: request.ip ?? null, challenge: request.challengeId ?? null };
 
-  const reservation = await reserveAttempt(
-    services.db,
-    tenant.id,
-    username,
-    { threshold: settings.lockout_threshold, resetMinutes: settings.lockout_reset_minutes, lockoutMinutes: settings.lockout_minutes },
-    now,
-  );
-  if (!reservation.reserved) {
-    const reason = await whyRefused(services, tenant.id, username, now);
-    await services.audit({ ...auditBase, action: 'verification.denied', target: null, detail: { ...detailBase, reason } });
-    return { result: 'denied', reason };
-  }
-  const user = reservation.user;
-  const methods = await activeCodeMethods(services, user.id, request.methodIds);
-  let replayed: MethodRow | undefined;
+  // Reads and HMACs first, outside any transaction; nothing learnt here is acted on unless the
+  // attempt is then reserved below.
+  const found = await services.db.selectFrom('users').select('id').where('tenant_id', '=', tenant.id).where('username', '=', username).executeTakeFirst();
+  const methods = found === undefined ? [] : await activeCodeMethods(services, found.id, request.methodIds);
+  const matches: { method: MethodRow; counter: number; replay: boolean }[] = [];
   for (const method of methods) {
     const seed = await services.secrets.open(method.secret, method.key_id, method.id);
     const match = matchMethodCode(method, seed, code, settings, now);
     seed.fill(0);
-    if (match.result === 'no_match') continue;
-    if (match.result === 'match' && (await consumeOtpCounter(services.db, method.id, match.counter, now))) {
-      await clearFailures(services.db, user.id);
-      await services.audit({ ...auditBase, action: 'verification.approved', target: user.id, detail: { ...detailBase, method: method.id } });
-      return { result: 'approved', reason: 'approved', user, methodId: method.id };
+    if (match.result !== 'no_match') matches.push({ method, counter: match.counter, replay: match.result === 'replay' });
+  }
+
+  // One transaction (one commit): reserve the attempt against the lockout counter, consume the
+  // matched step, clear the counter on success. Each step is an atomic statement of its own.
+  const decision = await services.db.transaction().execute(async (trx) => {
+    const reservation = await reserveAttempt(
+      trx,
+      tenant.id,
+      username,
+      { threshold: settings.lockout_threshold, resetMinutes: settings.lockout_reset_minutes, lockoutMinutes: settings.lockout_minutes },
+      now,
+    );
+    if (!reservation.reserved) return { reservation, approved: undefined, replayed: undefined };
+    let replayed: MethodRow | undefined;
+    for (const match of matches) {
+      if (!match.replay && (await consumeOtpCounter(trx, match.method.id, match.counter, now))) {
+        await clearFailures(trx, reservation.user.id);
+        return { reservation, approved: match.method, replayed };
+      }
+      // Valid once, already used (or consumed a moment ago by a concurrent request): OTP-01, OTP-09.
+      replayed = match.method;
     }
-    // Valid once, already used (or consumed a moment ago by a concurrent request): OTP-01, OTP-09.
-    replayed = method;
+    return { reservation, approved: undefined, replayed };
+  });
+
+  const { reservation, approved, replayed } = decision;
+  if (!reservation.reserved) {
+    const reason = await whyRefused(services, tenant.id, username, now);
+    await services.audit({ ...auditBase, action: 'verification.denied', target: found?.id ?? null, detail: { ...detailBase, reason } });
+    return { result: 'denied', reason };
+  }
+  const user = reservation.user;
+  if (approved !== undefined) {
+    await services.audit({ ...auditBase, action: 'verification.approved', target: user.id, detail: { ...detailBase, method: approved.id } });
+    return { result: 'approved', reason: 'approved', user, methodId: approved.id };
   }
   if (replayed !== undefined) {
     await services.audit({ ...auditBase, action: 'otp.replay', target: user.id, detail: { ...detailBase, method: replayed.id } });

@@ -40,31 +40,61 @@ function recordHash(key: Buffer, row: { seq: number; at: number; tenant_id: stri
 }
 
 export async function appendAudit(db: Kysely<Database>, key: Buffer, entry: AuditEntry, now: Date): Promise<number> {
-  const detail = JSON.stringify(entry.detail ?? {});
+  const [seq] = await appendBatch(db, key, [{ entry, at: now.getTime() }]);
+  return seq ?? 0;
+}
+
+async function appendBatch(db: Kysely<Database>, key: Buffer, batch: readonly { entry: AuditEntry; at: number }[]): Promise<number[]> {
   return db.transaction().execute(async (trx) => {
     // Writing the head first takes the write lock at once (SQLite) or the row lock (PostgreSQL),
     // so concurrent appenders, in this process or another, queue here and the chain never forks.
     const head = await trx
       .updateTable('audit_head')
-      .set((eb) => ({ seq: eb('seq', '+', 1) }))
+      .set((eb) => ({ seq: eb('seq', '+', batch.length) }))
       .where('id', '=', 1)
       .returning(['seq', 'hash'])
       .executeTakeFirstOrThrow();
-    const row = {
-      seq: Number(head.seq),
-      at: now.getTime(),
-      tenant_id: entry.tenantId,
-      actor: entry.actor,
-      action: entry.action,
-      target: entry.target,
-      detail,
-      prev_hash: head.hash,
-    };
-    const hash = recordHash(key, row);
-    await trx.insertInto('audit_events').values({ ...row, hash }).execute();
-    await trx.updateTable('audit_head').set({ hash }).where('id', '=', 1).execute();
-    return row.seq;
+    let seq = Number(head.seq) - batch.length;
+    let prevHash = head.hash;
+    const rows = batch.map(({ entry, at }) => {
+      seq++;
+      const row = { seq, at, tenant_id: entry.tenantId, actor: entry.actor, action: entry.action, target: entry.target, detail: JSON.stringify(entry.detail ?? {}), prev_hash: prevHash };
+      prevHash = recordHash(key, row);
+      return { ...row, hash: prevHash };
+    });
+    for (let i = 0; i < rows.length; i += 100) await trx.insertInto('audit_events').values(rows.slice(i, i + 100)).execute();
+    await trx.updateTable('audit_head').set({ hash: prevHash }).where('id', '=', 1).execute();
+    return rows.map((r) => r.seq);
   });
+}
+
+/**
+ * Appends with group commit: records that arrive while a batch is being written go together in
+ * the next transaction. Each caller's promise settles only when its record is committed, so an
+ * answer is never sent before its audit record is stored; under load, one commit carries many.
+ */
+export function createAuditWriter(db: Kysely<Database>, key: Buffer): (entry: AuditEntry, now: Date) => Promise<void> {
+  let queue: { entry: AuditEntry; at: number; resolve: () => void; reject: (error: unknown) => void }[] = [];
+  let flushing = false;
+  async function flush(): Promise<void> {
+    flushing = true;
+    while (queue.length > 0) {
+      const batch = queue;
+      queue = [];
+      try {
+        await appendBatch(db, key, batch);
+        for (const item of batch) item.resolve();
+      } catch (error) {
+        for (const item of batch) item.reject(error);
+      }
+    }
+    flushing = false;
+  }
+  return (entry, now) =>
+    new Promise<void>((resolve, reject) => {
+      queue.push({ entry, at: now.getTime(), resolve, reject });
+      if (!flushing) void flush();
+    });
 }
 
 /** Walks the whole chain in order; names the first record that is missing, edited or out of place. */

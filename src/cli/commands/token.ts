@@ -30,7 +30,8 @@ export function registerTokenCommands(program: Command): void {
           `${report.format.toUpperCase()}: ${report.imported.length} imported, ${report.refused.length} refused`,
         ].join('\n'),
       );
-      if (report.imported.length === 0 && report.refused.length > 0) process.exitCode = 1;
+      // SPEC: exit 1 comes with a one-line error on stderr; the report above says line by line why.
+      if (report.imported.length === 0 && report.refused.length > 0) throw new CountersignError('INVALID_FILE', `no token was imported (${report.refused.length} refused)`);
     }),
   );
 
