@@ -80,16 +80,29 @@ export async function deleteApplication(services: Services, principal: Principal
 
 /** The principal behind a bearer key, or undefined for an unknown or revoked key. */
 export async function authenticateApiKey(services: Services, key: string): Promise<Principal | undefined> {
+  return (await authenticateKey(services, key))?.principal;
+}
+
+/**
+ * The principal behind a bearer key together with its tenant, read in one query: the Auth API
+ * needs both on every request.
+ */
+export async function authenticateKey(services: Services, key: string): Promise<{ principal: Principal; tenant: TenantRow | undefined } | undefined> {
   if (!/^cs[ak]_[A-Za-z0-9_-]{43}$/.test(key)) return undefined;
   const row = await services.db
     .selectFrom('api_keys')
-    .select(['id', 'kind', 'tenant_id', 'application_id', 'revoked_at'])
-    .where('key_hash', '=', hashApiKey(key))
+    .leftJoin('tenants', 'tenants.id', 'api_keys.tenant_id')
+    .select(['api_keys.id', 'api_keys.kind', 'api_keys.tenant_id', 'api_keys.application_id', 'api_keys.revoked_at', 'tenants.name', 'tenants.settings', 'tenants.created_at'])
+    .where('api_keys.key_hash', '=', hashApiKey(key))
     .executeTakeFirst();
   if (row === undefined || row.revoked_at !== null) return undefined;
-  if (row.kind === 'admin') return { kind: 'admin', keyId: row.id, tenantId: row.tenant_id };
-  if (row.application_id === null || row.tenant_id === null) return undefined;
-  return { kind: 'application', keyId: row.id, applicationId: row.application_id, tenantId: row.tenant_id };
+  const tenant: TenantRow | undefined =
+    row.tenant_id === null || row.name === null || row.settings === null || row.created_at === null
+      ? undefined
+      : { id: row.tenant_id, name: row.name, settings: row.settings, created_at: row.created_at };
+  if (row.kind === 'admin') return { principal: { kind: 'admin', keyId: row.id, tenantId: row.tenant_id }, tenant };
+  if (row.application_id === null || tenant === undefined) return undefined;
+  return { principal: { kind: 'application', keyId: row.id, applicationId: row.application_id, tenantId: tenant.id }, tenant };
 }
 
 /**

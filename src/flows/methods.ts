@@ -32,7 +32,20 @@ export async function findMethod(services: Services, user: UserRow, methodId: st
 export async function deleteMethod(services: Services, principal: Principal, tenant: TenantRow, user: UserRow, methodId: string): Promise<void> {
   const method = await findMethod(services, user, methodId);
   await services.db.deleteFrom('methods').where('id', '=', method.id).execute();
+  await ensureDefaultMethod(services, user.id);
   await services.audit({ tenantId: tenant.id, actor: actorOf(principal), action: 'method.deleted', target: user.id, detail: { method: method.id, type: method.type } });
+}
+
+/**
+ * A user with active methods always has a default one (SPEC: "one is the default"): when none is
+ * marked — the first registration, or the default was removed or unassigned — the oldest active
+ * method becomes the default.
+ */
+export async function ensureDefaultMethod(services: Services, userId: string): Promise<void> {
+  const existing = await services.db.selectFrom('methods').select('id').where('user_id', '=', userId).where('is_default', '=', 1).executeTakeFirst();
+  if (existing !== undefined) return;
+  const first = await services.db.selectFrom('methods').select('id').where('user_id', '=', userId).where('status', '=', 'active').orderBy('created_at').orderBy('id').executeTakeFirst();
+  if (first !== undefined) await services.db.updateTable('methods').set({ is_default: 1 }).where('id', '=', first.id).execute();
 }
 
 export async function setDefaultMethod(services: Services, principal: Principal, tenant: TenantRow, user: UserRow, methodId: string): Promise<MethodView> {
@@ -150,4 +163,22 @@ export async function promoteEnabledUser(services: Services, tenant: TenantRow, 
   if (result.numUpdatedRows === 1n) {
     await services.audit({ tenantId: tenant.id, actor: 'system', action: 'user.state_changed', target: user.id, detail: { from: 'enabled', to: 'enforced', why: 'registration completed' } });
   }
+}
+
+/** The bulk form of promoteEnabledUser, for imports: one statement per 500 users, one audit record. */
+export async function promoteEnabledUsers(services: Services, tenant: TenantRow, userIds: readonly string[]): Promise<number> {
+  let promoted = 0;
+  for (let i = 0; i < userIds.length; i += 500) {
+    const result = await services.db
+      .updateTable('users')
+      .set({ mfa_state: 'enforced', updated_at: services.clock().getTime() })
+      .where('id', 'in', userIds.slice(i, i + 500))
+      .where('mfa_state', '=', 'enabled')
+      .executeTakeFirst();
+    promoted += Number(result.numUpdatedRows);
+  }
+  if (promoted > 0) {
+    await services.audit({ tenantId: tenant.id, actor: 'system', action: 'users.state_changed', target: tenant.id, detail: { from: 'enabled', to: 'enforced', users: promoted, why: 'registration completed' } });
+  }
+  return promoted;
 }

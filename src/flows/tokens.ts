@@ -8,7 +8,7 @@ import type { ImportedToken, RefusedEntry } from '../methods/oath/token-file.js'
 import { MAX_CODE_METHODS, CODE_METHOD_TYPES } from '../methods/otp-code.js';
 import { actorOf, type Principal, type Services } from '../services.js';
 import type { MethodRow, TenantRow } from '../store/schema.js';
-import { promoteEnabledUser } from './methods.js';
+import { ensureDefaultMethod, promoteEnabledUser, promoteEnabledUsers } from './methods.js';
 import { validateCode } from './verify-code.js';
 
 /**
@@ -80,16 +80,25 @@ export async function importTokens(services: Services, principal: Principal, ten
     const rows = await db.selectFrom('users').select(['id', 'username']).where('tenant_id', '=', tenant.id).where('username', 'in', wantedNames.slice(i, i + 500)).execute();
     for (const r of rows) users.set(r.username, { ...r, codeMethods: 0 });
   }
-  for (const user of users.values()) {
-    const { count } = await db
+  const userIds = [...users.values()].map((u) => u.id);
+  const withDefault = new Set<string>();
+  for (let i = 0; i < userIds.length; i += 500) {
+    const chunk = userIds.slice(i, i + 500);
+    const counts = await db
       .selectFrom('methods')
-      .select((eb) => eb.fn.countAll<number>().as('count'))
-      .where('user_id', '=', user.id)
+      .select(['user_id', (eb) => eb.fn.countAll<number>().as('count'), (eb) => eb.fn.max('is_default').as('has_default')])
+      .where('user_id', 'in', chunk)
       .where('type', 'in', [...CODE_METHOD_TYPES])
-      .executeTakeFirstOrThrow();
-    user.codeMethods = Number(count);
+      .groupBy('user_id')
+      .execute();
+    const byId = new Map(counts.map((c) => [c.user_id, c]));
+    for (const user of users.values()) {
+      const c = byId.get(user.id);
+      if (c === undefined) continue;
+      user.codeMethods = Number(c.count);
+      if (Number(c.has_default) === 1) withDefault.add(user.id);
+    }
   }
-
   const accepted: { token: ImportedToken; userId: string | null; username: string | null }[] = [];
   for (const token of parsed.tokens) {
     if (taken.has(token.serial)) {
@@ -115,6 +124,9 @@ export async function importTokens(services: Services, principal: Principal, ten
   const rows: MethodRow[] = [];
   for (const { token, userId } of accepted) {
     const id = randomUUID();
+    // The first method a user gets becomes the default.
+    const makeDefault = userId !== null && !withDefault.has(userId);
+    if (userId !== null) withDefault.add(userId);
     const { sealed, keyId } = await services.secrets.seal(token.secret, id);
     token.secret.fill(0);
     rows.push({
@@ -125,7 +137,7 @@ export async function importTokens(services: Services, principal: Principal, ten
       // A token assigned in the file is usable at once; the physical token is the proof.
       status: 'active',
       label: [token.manufacturer, token.model].filter(Boolean).join(' ') || 'Hardware token',
-      is_default: 0,
+      is_default: makeDefault ? 1 : 0,
       otp_kind: token.kind,
       algorithm: token.algorithm,
       digits: token.digits,
@@ -141,20 +153,26 @@ export async function importTokens(services: Services, principal: Principal, ten
       last_used_at: null,
     });
   }
-  await db.transaction().execute(async (trx) => {
-    for (let i = 0; i < rows.length; i += 200) await trx.insertInto('methods').values(rows.slice(i, i + 200)).execute();
-  });
-  for (const userId of new Set(accepted.flatMap((a) => (a.userId === null ? [] : [a.userId])))) {
-    await makeDefaultIfNone(services, userId);
-    const user = await db.selectFrom('users').selectAll().where('id', '=', userId).executeTakeFirstOrThrow();
-    await promoteEnabledUser(services, tenant, user);
+  try {
+    await db.transaction().execute(async (trx) => {
+      for (let i = 0; i < rows.length; i += 200) await trx.insertInto('methods').values(rows.slice(i, i + 200)).execute();
+    });
+  } catch (error) {
+    // The serial check above ran outside the transaction: a concurrent import of the same serial
+    // number is caught here by the (tenant_id, serial) constraint, and the whole file rolled back.
+    if (isUniqueViolation(error)) {
+      throw new CountersignError('CONFLICT', 'another import stored some of these serial numbers at the same time; nothing from this file was stored — send it again to see which lines are refused');
+    }
+    throw error;
   }
+  const assigned = [...new Set(accepted.flatMap((a) => (a.userId === null ? [] : [a.userId])))];
+  const promoted = await promoteEnabledUsers(services, tenant, assigned);
   await services.audit({
     tenantId: tenant.id,
     actor: actorOf(principal),
     action: 'tokens.imported',
     target: tenant.id,
-    detail: { format, imported: rows.length, refused: refused.length },
+    detail: { format, imported: rows.length, refused: refused.length, users_promoted: promoted },
   });
   return {
     format,
@@ -163,11 +181,10 @@ export async function importTokens(services: Services, principal: Principal, ten
   };
 }
 
-async function makeDefaultIfNone(services: Services, userId: string): Promise<void> {
-  const existing = await services.db.selectFrom('methods').select('id').where('user_id', '=', userId).where('is_default', '=', 1).executeTakeFirst();
-  if (existing !== undefined) return;
-  const first = await services.db.selectFrom('methods').select('id').where('user_id', '=', userId).where('status', '=', 'active').orderBy('created_at').executeTakeFirst();
-  if (first !== undefined) await services.db.updateTable('methods').set({ is_default: 1 }).where('id', '=', first.id).execute();
+/** PostgreSQL unique_violation (23505) or SQLite SQLITE_CONSTRAINT_UNIQUE. */
+function isUniqueViolation(error: unknown): boolean {
+  const code = typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined;
+  return code === '23505' || code === 'SQLITE_CONSTRAINT_UNIQUE';
 }
 
 export async function findToken(services: Services, tenant: TenantRow, ref: string): Promise<MethodRow> {
@@ -217,7 +234,7 @@ export async function assignToken(services: Services, principal: Principal, tena
     .where('user_id', 'is', null)
     .executeTakeFirst();
   if (result.numUpdatedRows !== 1n) throw new CountersignError('CONFLICT', 'the token was assigned by another request');
-  await makeDefaultIfNone(services, user.id);
+  await ensureDefaultMethod(services, user.id);
   await promoteEnabledUser(services, tenant, user);
   await services.audit({ tenantId: tenant.id, actor: actorOf(principal), action: 'token.assigned', target: user.id, detail: { token: token.id, serial: token.serial } });
   return tokenView({ ...token, user_id: user.id }, user.username);
@@ -227,6 +244,8 @@ export async function unassignToken(services: Services, principal: Principal, te
   const token = await findToken(services, tenant, ref);
   if (token.user_id === null) throw new CountersignError('CONFLICT', 'the token is not assigned');
   await services.db.updateTable('methods').set({ user_id: null, is_default: 0 }).where('id', '=', token.id).execute();
+  // The user keeps a default method if they have another active one.
+  await ensureDefaultMethod(services, token.user_id);
   await services.audit({ tenantId: tenant.id, actor: actorOf(principal), action: 'token.unassigned', target: token.user_id, detail: { token: token.id, serial: token.serial } });
   return tokenView({ ...token, user_id: null }, null);
 }
@@ -234,6 +253,7 @@ export async function unassignToken(services: Services, principal: Principal, te
 export async function deleteToken(services: Services, principal: Principal, tenant: TenantRow, ref: string): Promise<void> {
   const token = await findToken(services, tenant, ref);
   await services.db.deleteFrom('methods').where('id', '=', token.id).execute();
+  if (token.user_id !== null) await ensureDefaultMethod(services, token.user_id);
   await services.audit({ tenantId: tenant.id, actor: actorOf(principal), action: 'token.deleted', target: token.user_id, detail: { token: token.id, serial: token.serial } });
 }
 

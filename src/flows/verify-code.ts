@@ -2,8 +2,8 @@ import { invalidInput } from '../core/errors.js';
 
 import { CODE_METHOD_TYPES, CODE_PATTERN, matchMethodCode, normalizeCode } from '../methods/otp-code.js';
 import { actorOf, type Principal, type Services } from '../services.js';
-import { clearFailures, consumeOtpCounter, reserveAttempt } from '../store/attempts.js';
-import type { MethodRow, TenantRow, UserRow } from '../store/schema.js';
+import { consumeOtpCounter, reserveAttempt } from '../store/attempts.js';
+import type { MethodRow, TenantRow } from '../store/schema.js';
 import { tenantSettings } from './tenants.js';
 
 /**
@@ -22,7 +22,8 @@ export type VerifyReason = 'approved' | 'invalid_code' | 'locked_out' | 'blocked
 export interface VerifyOutcome {
   result: 'approved' | 'denied';
   reason: VerifyReason;
-  user?: UserRow;
+  /** The user's id, when the user exists and the attempt was counted. */
+  user?: { id: string };
   methodId?: string;
 }
 
@@ -52,8 +53,7 @@ export async function verifyCode(services: Services, principal: Principal, tenan
 
   // Reads and HMACs first, outside any transaction; nothing learnt here is acted on unless the
   // attempt is then reserved below.
-  const found = await services.db.selectFrom('users').select('id').where('tenant_id', '=', tenant.id).where('username', '=', username).executeTakeFirst();
-  const methods = found === undefined ? [] : await activeCodeMethods(services, found.id, request.methodIds);
+  const methods = await codeMethodsOf(services, tenant.id, username, request.methodIds);
   const matches: { method: MethodRow; counter: number; replay: boolean }[] = [];
   for (const method of methods) {
     const seed = await services.secrets.open(method.secret, method.key_id, method.id);
@@ -64,31 +64,28 @@ export async function verifyCode(services: Services, principal: Principal, tenan
 
   // One transaction (one commit): reserve the attempt against the lockout counter, consume the
   // matched step, clear the counter on success. Each step is an atomic statement of its own.
+  const policy = { threshold: settings.lockout_threshold, resetMinutes: settings.lockout_reset_minutes, lockoutMinutes: settings.lockout_minutes };
+  const expectSuccess = matches.some((m) => !m.replay);
   const decision = await services.db.transaction().execute(async (trx) => {
-    const reservation = await reserveAttempt(
-      trx,
-      tenant.id,
-      username,
-      { threshold: settings.lockout_threshold, resetMinutes: settings.lockout_reset_minutes, lockoutMinutes: settings.lockout_minutes },
-      now,
-    );
-    if (!reservation.reserved) return { reservation, approved: undefined, replayed: undefined };
+    const first = await reserveAttempt(trx, tenant.id, username, policy, now, expectSuccess ? 'success' : 'failure');
+    if (!first.reserved) return { reservation: first, approved: undefined, replayed: undefined };
     let replayed: MethodRow | undefined;
     for (const match of matches) {
       if (!match.replay && (await consumeOtpCounter(trx, match.method.id, match.counter, now))) {
-        await clearFailures(trx, reservation.user.id);
-        return { reservation, approved: match.method, replayed };
+        return { reservation: first, approved: match.method, replayed };
       }
       // Valid once, already used (or consumed a moment ago by a concurrent request): OTP-01, OTP-09.
       replayed = match.method;
     }
+    // Expected to succeed but lost the step to a racing request: the attempt counts as a failure.
+    const reservation = expectSuccess ? await reserveAttempt(trx, tenant.id, username, policy, now, 'failure') : first;
     return { reservation, approved: undefined, replayed };
   });
 
   const { reservation, approved, replayed } = decision;
   if (!reservation.reserved) {
     const reason = await whyRefused(services, tenant.id, username, now);
-    await services.audit({ ...auditBase, action: 'verification.denied', target: found?.id ?? null, detail: { ...detailBase, reason } });
+    await services.audit({ ...auditBase, action: 'verification.denied', target: methods[0]?.user_id ?? null, detail: { ...detailBase, reason } });
     return { result: 'denied', reason };
   }
   const user = reservation.user;
@@ -111,6 +108,22 @@ async function whyRefused(services: Services, tenantId: string, username: string
   if (user === undefined) return 'invalid_code';
   if (user.status === 'blocked' && (user.blocked_until === null || Number(user.blocked_until) > now)) return 'blocked';
   return 'locked_out';
+}
+
+/** The active code methods of a user named by username, in one query. */
+async function codeMethodsOf(services: Services, tenantId: string, username: string, only?: readonly string[]): Promise<MethodRow[]> {
+  let query = services.db
+    .selectFrom('methods')
+    .innerJoin('users', 'users.id', 'methods.user_id')
+    .selectAll('methods')
+    .where('users.tenant_id', '=', tenantId)
+    .where('users.username', '=', username)
+    .where('methods.status', '=', 'active')
+    .where('methods.type', 'in', [...CODE_METHOD_TYPES])
+    .orderBy('methods.is_default', 'desc')
+    .orderBy('methods.created_at');
+  if (only !== undefined) query = query.where('methods.id', 'in', only.length > 0 ? [...only] : ['']);
+  return query.execute();
 }
 
 export async function activeCodeMethods(services: Services, userId: string, only?: readonly string[]): Promise<MethodRow[]> {

@@ -1,5 +1,5 @@
 import { sql, type Kysely } from 'kysely';
-import type { Database, UserRow } from './schema.js';
+import type { Database } from './schema.js';
 
 /**
  * The failure counter per user (SECURITY.md OTP-06, RL-01; Azure's account lockout settings),
@@ -16,9 +16,22 @@ export interface LockoutPolicy {
   readonly lockoutMinutes: number;
 }
 
-export type Reservation = { reserved: true; user: UserRow; lockedNow: boolean } | { reserved: false };
+export type Reservation = { reserved: true; user: { id: string; failed_count: number; locked_until: number | null }; lockedNow: boolean } | { reserved: false };
 
-export async function reserveAttempt(db: Kysely<Database>, tenantId: string, username: string, policy: LockoutPolicy, nowMs: number): Promise<Reservation> {
+/**
+ * `outcome: 'failure'` counts the attempt (and may lock); `outcome: 'success'` is for a code
+ * already known to match: it clears the count in the same statement, saving a write on the
+ * common path. If the success then does not happen (the step was consumed by a racing request),
+ * the caller counts it with a second, 'failure' reservation in the same transaction.
+ */
+export async function reserveAttempt(
+  db: Kysely<Database>,
+  tenantId: string,
+  username: string,
+  policy: LockoutPolicy,
+  nowMs: number,
+  outcome: 'failure' | 'success' = 'failure',
+): Promise<Reservation> {
   // Parameters are cast so PostgreSQL knows their type inside CASE (SQLite accepts the same).
   const int = (value: number) => sql<number>`cast(${value} as bigint)`;
   const resetBefore = int(nowMs - policy.resetMinutes * 60_000);
@@ -27,7 +40,7 @@ export async function reserveAttempt(db: Kysely<Database>, tenantId: string, use
   const reachesThreshold = sql<boolean>`${count} >= ${int(policy.threshold)}`;
   const row = await db
     .updateTable('users')
-    .set({
+    .set(outcome === 'success' ? { failed_count: 0, failed_since: null, locked_until: null } : {
       // Reaching the threshold locks the user and starts a new count for after the lockout.
       failed_count: sql<number>`case when ${reachesThreshold} then 0 else ${count} end`,
       failed_since: sql<number | null>`case when ${reachesThreshold} then null when ${fresh} then ${int(nowMs)} else failed_since end`,
@@ -37,15 +50,10 @@ export async function reserveAttempt(db: Kysely<Database>, tenantId: string, use
     .where('username', '=', username)
     .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', nowMs)]))
     .where((eb) => eb.or([eb('status', '=', 'active'), eb('blocked_until', '<=', nowMs)]))
-    .returningAll()
+    .returning(['id', 'failed_count', 'locked_until'])
     .executeTakeFirst();
   if (row === undefined) return { reserved: false };
-  return { reserved: true, user: row, lockedNow: row.locked_until !== null };
-}
-
-/** After a correct code: the count, and a lockout this very attempt may have set, are cleared. */
-export async function clearFailures(db: Kysely<Database>, userId: string): Promise<void> {
-  await db.updateTable('users').set({ failed_count: 0, failed_since: null, locked_until: null }).where('id', '=', userId).execute();
+  return { reserved: true, user: { id: row.id, failed_count: Number(row.failed_count), locked_until: row.locked_until === null ? null : Number(row.locked_until) }, lockedNow: row.locked_until !== null };
 }
 
 /**

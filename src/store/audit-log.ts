@@ -93,7 +93,12 @@ export function createAuditWriter(db: Kysely<Database>, key: Buffer): (entry: Au
   return (entry, now) =>
     new Promise<void>((resolve, reject) => {
       queue.push({ entry, at: now.getTime(), resolve, reject });
-      if (!flushing) void flush();
+      if (!flushing) {
+        flushing = true;
+        // Wait for the rest of this turn of the event loop: requests being handled right now add
+        // their records to the same batch.
+        setImmediate(() => void flush());
+      }
     });
 }
 

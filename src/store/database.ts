@@ -63,6 +63,10 @@ function openSqlite(dataDir: string): Store {
   sqlite.pragma('synchronous = NORMAL');
   sqlite.pragma('busy_timeout = 10000');
   sqlite.pragma('foreign_keys = ON');
+  // A larger page cache and memory-mapped reads keep the working set of a busy server (users,
+  // methods, their indexes) out of read syscalls.
+  sqlite.pragma('cache_size = -65536');
+  sqlite.pragma('mmap_size = 268435456');
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
   return { db, dialect: 'sqlite', location: file, close: () => db.destroy() };
 }
@@ -95,6 +99,10 @@ function withStatementCache(sqlite: SqliteDatabase.Database, size = 500): Sqlite
 
 function openPostgres(url: string, max: number): Store {
   const pool = new pg.Pool({ connectionString: url, max, types: pgTypes });
+  // An idle connection that the server drops (restart, failover, pg_terminate_backend, a proxy's
+  // idle timeout) is reported as an 'error' event on the pool; unhandled, it would crash the
+  // process. pg has already removed that client, and the next query opens a fresh connection.
+  pool.on('error', () => undefined);
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return { db, dialect: 'postgres', location: redactUrl(url), close: () => db.destroy() };
 }

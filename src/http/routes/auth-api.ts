@@ -2,7 +2,6 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { answerChallenge, createChallenge, getChallenge } from '../../flows/challenges.js';
 import { parseIp, preauth } from '../../flows/preauth.js';
-import { findTenant } from '../../flows/tenants.js';
 import { verifyCode } from '../../flows/verify-code.js';
 import type { Services } from '../../services.js';
 import { requireApplication } from '../auth.js';
@@ -22,10 +21,7 @@ const tags = ['Auth API'];
 const security = [{ bearer: [] }];
 
 export const authApiRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {
-  const context = async (request: Parameters<typeof requireApplication>[1]) => {
-    const principal = await requireApplication(services, request);
-    return { principal, tenant: await findTenant(services, principal.tenantId) };
-  };
+  const context = (request: Parameters<typeof requireApplication>[1]) => requireApplication(services, request);
 
   app.post(
     '/v1/preauth',
