@@ -1,7 +1,6 @@
 import type { Command } from 'commander';
 import { createServices } from '../../app.js';
 import { bootstrapFirstAdmin } from '../../flows/api-keys.js';
-import { buildServer } from '../../http/server.js';
 import { addStoreOptions, configFrom, type GlobalOptions } from '../context.js';
 
 interface ServeOptions extends GlobalOptions {
@@ -20,6 +19,8 @@ export function registerServeCommand(program: Command): void {
     const config = configFrom(options, { port: options.port, host: options.host }, undefined);
     const services = await createServices(config);
     const first = await bootstrapFirstAdmin(services);
+    // Loaded here, not at the top: every other command starts faster without the HTTP stack.
+    const { buildServer } = await import('../../http/server.js');
     const app = await buildServer(services);
     const address = await app.listen({ port: config.port, host: config.host });
     const local = `http://localhost:${new URL(address).port}`;
