@@ -53,7 +53,13 @@ export async function createApplication(services: Services, principal: Principal
   const apiKey = newKey(services, 'application');
   const now = services.clock().getTime();
   await services.db.transaction().execute(async (trx) => {
-    await trx.insertInto('applications').values({ id, tenant_id: tenant.id, name, created_at: now }).execute();
+    // Concurrent creates of one name: the unique key decides, and the loser gets 409, not a 500.
+    const inserted = await trx
+      .insertInto('applications')
+      .values({ id, tenant_id: tenant.id, name, created_at: now })
+      .onConflict((oc) => oc.columns(['tenant_id', 'name']).doNothing())
+      .executeTakeFirst();
+    if (inserted.numInsertedOrUpdatedRows !== 1n) throw new CountersignError('CONFLICT', `application ${name} already exists in tenant ${tenant.name}`);
     await trx
       .insertInto('api_keys')
       .values({ id: randomUUID(), kind: 'application', tenant_id: tenant.id, application_id: id, name, key_hash: hashApiKey(apiKey), created_at: now, revoked_at: null })

@@ -140,17 +140,25 @@ export async function answerChallenge(services: Services, principal: Principal, 
     await decide(services, row.id, 'denied');
     return { ...view({ ...row, status: 'denied' }), reason: outcome.reason };
   }
-  // A wrong code uses one of the challenge's attempts; the last one fails it (atomic cap).
-  const max = tenantSettings(tenant).challenge_max_attempts;
-  const counted = await services.db
-    .updateTable('challenges')
-    .set((eb) => ({ attempts: eb('attempts', '+', 1) }))
-    .where('id', '=', row.id)
-    .where('status', '=', 'pending')
-    .where('attempts', '<', max)
-    .returning('attempts')
-    .executeTakeFirst();
-  if (counted === undefined || Number(counted.attempts) >= max) await decide(services, row.id, 'failed');
+  // A wrong code uses one of the challenge's attempts; the last one fails it (atomic cap). A replay
+  // of a valid code (often a racing copy of the answer that approves this very challenge) is not
+  // a guess: it counts against the user's lockout in verifyCode but not against the challenge, so
+  // copies of a code cannot fail the challenge that the code's first use approves.
+  if (outcome.replayed !== true) {
+    const max = tenantSettings(tenant).challenge_max_attempts;
+    const counted = await services.db
+      .updateTable('challenges')
+      .set((eb) => ({ attempts: eb('attempts', '+', 1) }))
+      .where('id', '=', row.id)
+      .where('status', '=', 'pending')
+      .where('attempts', '<', max)
+      .returning('attempts')
+      .executeTakeFirst();
+    if (counted === undefined || Number(counted.attempts) >= max) await decide(services, row.id, 'failed');
+  }
   row = await loadChallenge(services, tenant, id);
+  // Another request approved the challenge meanwhile: this refused code must not read as an
+  // approval to its caller (an application checks `status`), so it is answered like a late one.
+  if (row.status === 'approved') throw new CountersignError('CONFLICT', 'the challenge was decided by another request');
   return { ...view(row), reason: outcome.reason };
 }

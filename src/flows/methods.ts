@@ -19,7 +19,7 @@ import { validateCode } from './verify-code.js';
 export const PENDING_TTL_MS = 15 * 60_000;
 
 export async function listMethods(services: Services, user: UserRow): Promise<MethodView[]> {
-  const rows = await services.db.selectFrom('methods').selectAll().where('user_id', '=', user.id).orderBy('created_at').execute();
+  const rows = await services.db.selectFrom('methods').selectAll().where('user_id', '=', user.id).orderBy('created_at').orderBy('id').execute();
   return rows.map(viewMethod);
 }
 

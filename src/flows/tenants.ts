@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
 import { CountersignError, invalidInput, notFound } from '../core/errors.js';
 import { applySettingsChange, DEFAULT_SETTINGS, parseStoredSettings, type TenantSettings } from '../core/settings.js';
 import { actorOf, type Principal, type Services } from '../services.js';
@@ -31,7 +32,9 @@ export async function createTenant(services: Services, principal: Principal, nam
   const existing = await services.db.selectFrom('tenants').select('id').where('name', '=', name).executeTakeFirst();
   if (existing !== undefined) throw new CountersignError('CONFLICT', `tenant ${name} already exists`);
   const row: TenantRow = { id: randomUUID(), name, settings: JSON.stringify(DEFAULT_SETTINGS), created_at: services.clock().getTime() };
-  await services.db.insertInto('tenants').values(row).execute();
+  // Concurrent creates of one name: the unique key decides, and the loser gets 409, not a 500.
+  const inserted = await services.db.insertInto('tenants').values(row).onConflict((oc) => oc.column('name').doNothing()).executeTakeFirst();
+  if (inserted.numInsertedOrUpdatedRows !== 1n) throw new CountersignError('CONFLICT', `tenant ${name} already exists`);
   await services.audit({ tenantId: row.id, actor: actorOf(principal), action: 'tenant.created', target: row.id, detail: { name } });
   return publicTenant(row);
 }
@@ -42,6 +45,8 @@ export async function findTenant(services: Services, ref: string): Promise<Tenan
     .selectFrom('tenants')
     .selectAll()
     .where((eb) => eb.or([eb('id', '=', ref), eb('name', '=', ref)]))
+    // A name may look like another tenant's id: the id, which never changes, wins.
+    .orderBy(sql`case when ${sql.ref('id')} = ${ref} then 0 else 1 end`)
     .executeTakeFirst();
   if (row === undefined) throw notFound(`tenant ${ref}`);
   return row;

@@ -277,3 +277,14 @@ export async function resyncToken(services: Services, principal: Principal, tena
   const username = token.user_id === null ? null : ((await services.db.selectFrom('users').select('username').where('id', '=', token.user_id).executeTakeFirst())?.username ?? null);
   return tokenView(token, username);
 }
+
+/**
+ * An encrypted PSKC file imported without its key: the parser says which key is missing, the
+ * transport (which knows where it takes keys from) adds where to give it.
+ */
+export function withKeyHint(error: unknown, pskHint: string, passwordHint: string): unknown {
+  if (!(error instanceof CountersignError) || error.code !== 'INVALID_FILE') return error;
+  if (error.message.endsWith('a pre-shared key is required')) return new CountersignError('INVALID_FILE', `${error.message}: ${pskHint}`);
+  if (error.message.endsWith('a password is required')) return new CountersignError('INVALID_FILE', `${error.message}: ${passwordHint}`);
+  return error;
+}

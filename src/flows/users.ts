@@ -78,6 +78,8 @@ export async function findUser(db: Kysely<Database>, tenantId: string, ref: stri
     .selectAll()
     .where('tenant_id', '=', tenantId)
     .where((eb) => eb.or([eb('username', '=', username), eb('id', '=', ref)]))
+    // A username may look like another user's id: the id, which never changes, wins.
+    .orderBy(sql`case when ${sql.ref('id')} = ${ref} then 0 else 1 end`)
     .executeTakeFirst();
   if (row === undefined) throw notFound(`user ${ref}`);
   return row;
@@ -135,7 +137,10 @@ export async function createUser(services: Services, principal: Principal, tenan
   const taken = await services.db.selectFrom('users').select('id').where('tenant_id', '=', tenant.id).where('username', '=', username).executeTakeFirst();
   if (taken !== undefined) throw new CountersignError('CONFLICT', `user ${username} already exists`);
   await services.db.transaction().execute(async (trx) => {
-    await trx.insertInto('users').values(row).execute();
+    // The check above gives the usual answer; this one closes the race between two concurrent
+    // creates of one username (the unique key decides, and the loser gets 409, not a 500).
+    const inserted = await trx.insertInto('users').values(row).onConflict((oc) => oc.columns(['tenant_id', 'username']).doNothing()).executeTakeFirst();
+    if (inserted.numInsertedOrUpdatedRows !== 1n) throw new CountersignError('CONFLICT', `user ${username} already exists`);
     await replacePhones(trx, tenant.id, row.id, phones, row.created_at);
     await replaceGroups(trx, tenant.id, row.id, groups);
   });

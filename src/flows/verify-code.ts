@@ -25,6 +25,8 @@ export interface VerifyOutcome {
   /** The user's id, when the user exists and the attempt was counted. */
   user?: { id: string };
   methodId?: string;
+  /** Denied because the code was valid but its step already used (OTP-01, OTP-09): a replay, not a guess. */
+  replayed?: boolean;
 }
 
 export interface VerifyRequest {
@@ -100,7 +102,7 @@ export async function verifyCode(services: Services, principal: Principal, tenan
   if (reservation.lockedNow) {
     await services.audit({ ...auditBase, action: 'user.locked_out', target: user.id, detail: { threshold: settings.lockout_threshold } });
   }
-  return { result: 'denied', reason: 'invalid_code', user };
+  return { result: 'denied', reason: 'invalid_code', user, ...(replayed === undefined ? {} : { replayed: true }) };
 }
 
 async function whyRefused(services: Services, tenantId: string, username: string, now: number): Promise<VerifyReason> {

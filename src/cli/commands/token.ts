@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { CountersignError } from '../../core/errors.js';
-import { assignToken, deleteToken, importTokens, listTokens, resyncToken, unassignToken } from '../../flows/tokens.js';
+import { assignToken, deleteToken, importTokens, withKeyHint, listTokens, resyncToken, unassignToken } from '../../flows/tokens.js';
 import { addStoreOptions, CLI, print, readInputFile, tenantOf, withServices, type GlobalOptions } from '../context.js';
 
 type Options = GlobalOptions & { json?: boolean; tenant?: string };
@@ -22,7 +22,10 @@ export function registerTokenCommands(program: Command): void {
         ...(options.psk === undefined ? {} : { preSharedKey: Buffer.from(options.psk, 'hex') }),
         ...(options.passwordFile === undefined ? {} : { password: readInputFile(options.passwordFile).replace(/\r?\n$/, '') }),
       };
-      const report = await importTokens(services, CLI, await tenantOf(services, options.tenant), readInputFile(file), keys);
+      const tenant = await tenantOf(services, options.tenant);
+      const report = await importTokens(services, CLI, tenant, readInputFile(file), keys).catch((error: unknown) => {
+        throw withKeyHint(error, 'give it with --psk HEX', 'give it with --password-file FILE');
+      });
       print(options.json, report, () =>
         [
           ...report.imported.map((t) => `imported ${t.position}: serial ${t.serial} → ${t.username ?? 'inventory (unassigned)'}`),

@@ -79,6 +79,10 @@ export function registerUserCommands(program: Command): void {
       if (options.file !== undefined) {
         const report = await bulkSetStates(services, CLI, tenant, readInputFile(options.file));
         print(options.json, report, () => [`changed ${report.changed} users`, ...report.refused.map((r) => `refused line ${r.line}: ${r.reason}`)].join('\n'));
+        if (report.changed === 0 && report.refused.length > 0) {
+          process.stderr.write(`countersign: no state was changed (${report.refused.length} lines refused)\n`);
+          process.exitCode = 1;
+        }
         return;
       }
       if (username === undefined || state === undefined) throw new Error('give USERNAME and STATE, or --file CSV');
@@ -96,7 +100,10 @@ export function registerUserCommands(program: Command): void {
         print(options.json, report, () =>
           [`created ${report.created}, updated ${report.updated}, refused ${report.refused.length} (${seconds} s)`, ...report.refused.map((r) => `refused line ${r.line}: ${r.reason}`)].join('\n'),
         );
-        if (report.refused.length > 0 && report.created + report.updated === 0) process.exitCode = 1;
+        if (report.refused.length > 0 && report.created + report.updated === 0) {
+          process.stderr.write(`countersign: no user was imported (${report.refused.length} lines refused)\n`);
+          process.exitCode = 1;
+        }
       }),
   );
 

@@ -39,3 +39,19 @@ describe('OTP-04: RFC 6238 Appendix B (TOTP, 8 digits, 30 s, T0 = 0)', () => {
     expect(timeStep(20000000000 * 1000, 30)).toBe(666666666);
   });
 });
+
+describe('generateOtp agrees with the otpauth library', () => {
+  it('on 200 random seeds, counters (beyond 2^32 too), hashes and lengths', async () => {
+    const { HOTP, Secret } = await import('otpauth');
+    const { randomBytes, randomInt } = await import('node:crypto');
+    const algorithms: OtpAlgorithm[] = ['SHA1', 'SHA256', 'SHA512'];
+    for (let i = 0; i < 200; i++) {
+      const seed = randomBytes(20 + (i % 3) * 12);
+      const counter = i % 2 === 0 ? randomInt(0, 2 ** 32) : randomInt(2 ** 32, 2 ** 40);
+      const algorithm = algorithms[i % 3] ?? 'SHA1';
+      const digits = i % 2 === 0 ? 6 : 8;
+      const expected = HOTP.generate({ secret: new Secret({ buffer: seed.buffer.slice(seed.byteOffset, seed.byteOffset + seed.length) }), algorithm, digits, counter });
+      expect(generateOtp(seed, counter, { algorithm, digits })).toBe(expected);
+    }
+  });
+});

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { invalidInput } from '../../core/errors.js';
-import { assignToken, deleteToken, importTokens, listTokens, resyncToken, unassignToken } from '../../flows/tokens.js';
+import { assignToken, deleteToken, importTokens, withKeyHint, listTokens, resyncToken, unassignToken } from '../../flows/tokens.js';
 import type { Services } from '../../services.js';
 import { adminTenant } from '../admin-context.js';
 import { ErrorBody, IdParams, RefusedEntry, TenantQuery, Token } from '../schemas.js';
@@ -45,10 +45,14 @@ export const adminTokenRoutes: FastifyPluginAsyncTypebox<{ services: Services }>
       const { principal, tenant } = await adminTenant(services, request);
       const password = request.headers['x-countersign-pskc-password'];
       const psk = pskFromHeader(request.headers['x-countersign-psk']);
-      return importTokens(services, principal, tenant, request.body, {
-        ...(psk === undefined ? {} : { preSharedKey: psk }),
-        ...(typeof password === 'string' ? { password } : {}),
-      });
+      try {
+        return await importTokens(services, principal, tenant, request.body, {
+          ...(psk === undefined ? {} : { preSharedKey: psk }),
+          ...(typeof password === 'string' ? { password } : {}),
+        });
+      } catch (error) {
+        throw withKeyHint(error, 'send it in the X-Countersign-PSK header (hex)', 'send it in the X-Countersign-PSKC-Password header');
+      }
     },
   );
 
