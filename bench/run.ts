@@ -124,7 +124,7 @@ async function measure(label: string, databaseUrl: string | undefined): Promise<
     started = Date.now();
     const tokenCsv = [
       'upn,serial number,secret key,time interval,manufacturer,model',
-      ...users.map((u, i) => `${u.username},SN${i},${new Secret({ buffer: u.secret.buffer.slice(u.secret.byteOffset, u.secret.byteOffset + 20) as ArrayBuffer }).base32},30,Bench,T1`),
+      ...users.map((u, i) => `${u.username},SN${i},${new Secret({ buffer: u.secret.buffer.slice(u.secret.byteOffset, u.secret.byteOffset + 20) }).base32},30,Bench,T1`),
     ].join('\n');
     const tokens = await call(base, adminKey, 'POST', '/v1/admin/tokens/import?tenant=default', tokenCsv, 'text/csv');
     console.log(`setup: imported ${tokens.imported.length} OATH tokens from CSV in ${((Date.now() - started) / 1000).toFixed(2)} s`);
