@@ -55,7 +55,7 @@ export async function verifyCode(services: Services, principal: Principal, tenan
 
   // Reads and HMACs first, outside any transaction; nothing learnt here is acted on unless the
   // attempt is then reserved below.
-  const methods = await codeMethodsOf(services, tenant.id, username, request.methodIds);
+  const methods = await activeCodeMethods(services, { tenantId: tenant.id, username }, request.methodIds);
   const matches: { method: MethodRow; counter: number; replay: boolean }[] = [];
   for (const method of methods) {
     const seed = await services.secrets.open(method.secret, method.key_id, method.id);
@@ -112,32 +112,25 @@ async function whyRefused(services: Services, tenantId: string, username: string
   return 'locked_out';
 }
 
-/** The active code methods of a user named by username, in one query. */
-async function codeMethodsOf(services: Services, tenantId: string, username: string, only?: readonly string[]): Promise<MethodRow[]> {
+/**
+ * A user's active code methods, default first; the user named by id, or by tenant and username
+ * (joined, so the verify path needs one query); optionally only some method ids.
+ */
+export async function activeCodeMethods(
+  services: Services,
+  user: { id: string } | { tenantId: string; username: string },
+  only?: readonly string[],
+): Promise<MethodRow[]> {
   let query = services.db
     .selectFrom('methods')
     .innerJoin('users', 'users.id', 'methods.user_id')
     .selectAll('methods')
-    .where('users.tenant_id', '=', tenantId)
-    .where('users.username', '=', username)
     .where('methods.status', '=', 'active')
     .where('methods.type', 'in', [...CODE_METHOD_TYPES])
     .orderBy('methods.is_default', 'desc')
-    .orderBy('methods.created_at');
+    .orderBy('methods.created_at')
+    .orderBy('methods.id');
+  query = 'id' in user ? query.where('users.id', '=', user.id) : query.where('users.tenant_id', '=', user.tenantId).where('users.username', '=', user.username);
   if (only !== undefined) query = query.where('methods.id', 'in', only.length > 0 ? [...only] : ['']);
   return query.execute();
 }
-
-export async function activeCodeMethods(services: Services, userId: string, only?: readonly string[]): Promise<MethodRow[]> {
-  let query = services.db
-    .selectFrom('methods')
-    .selectAll()
-    .where('user_id', '=', userId)
-    .where('status', '=', 'active')
-    .where('type', 'in', [...CODE_METHOD_TYPES])
-    .orderBy('is_default', 'desc')
-    .orderBy('created_at');
-  if (only !== undefined) query = query.where('id', 'in', only.length > 0 ? [...only] : ['']);
-  return query.execute();
-}
-
