@@ -24,10 +24,10 @@ export function addStoreOptions(command: Command): Command {
     .option('--config <file>', 'configuration file (default ./countersign.yaml if present)');
 }
 
-export function configFrom(options: GlobalOptions, overrides: Partial<Record<keyof Config, unknown>> = {}, logLevel: Config['logLevel'] = 'warn'): Config {
+export function configFrom(options: GlobalOptions, overrides: Partial<Record<keyof Config, unknown>> = {}): Config {
   return loadConfig({
     file: options.config,
-    overrides: { logLevel, ...overrides, dataDir: options.dataDir ?? overrides.dataDir, databaseUrl: options.databaseUrl ?? overrides.databaseUrl },
+    overrides: { ...overrides, dataDir: options.dataDir ?? overrides.dataDir, databaseUrl: options.databaseUrl ?? overrides.databaseUrl },
   });
 }
 

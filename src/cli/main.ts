@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { CountersignError } from '../core/errors.js';
 import { registerAppCommands } from './commands/app.js';
@@ -15,10 +16,17 @@ import { registerUserCommands } from './commands/user.js';
  * stderr otherwise. Every command takes --data-dir / --database-url so it can share a store
  * with a running server.
  */
+const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
 export function buildProgram(): Command {
   const program = new Command('countersign')
     .description('Countersign — multi-factor authentication server and administration')
-    .showHelpAfterError()
+    .version(VERSION)
+    .showSuggestionAfterError()
+    .addHelpText(
+      'after',
+      '\nEvery command takes --data-dir DIR (or COUNTERSIGN_DATA_DIR) and --database-url postgres://… (or\nCOUNTERSIGN_DATABASE_URL), so it can share a store with a running server; most take --json.\nRun `countersign COMMAND --help` for a command\'s options.',
+    )
     .exitOverride();
   registerServeCommand(program);
   registerTenantCommands(program);

@@ -16,18 +16,20 @@ export function registerServeCommand(program: Command): void {
       .option('--port <port>', 'port to listen on (default 8080)')
       .option('--host <host>', 'address to listen on (default 0.0.0.0)'),
   ).action(async (options: ServeOptions) => {
-    const config = configFrom(options, { port: options.port, host: options.host }, undefined);
+    const config = configFrom(options, { port: options.port, host: options.host });
     const services = await createServices(config);
     const first = await bootstrapFirstAdmin(services);
     // Loaded here, not at the top: every other command starts faster without the HTTP stack.
     const { buildServer } = await import('../../http/server.js');
     const app = await buildServer(services);
     const address = await app.listen({ port: config.port, host: config.host });
-    const local = `http://localhost:${new URL(address).port}`;
+    const port = new URL(address).port;
+    const local = `http://localhost:${port}`;
+    const where = config.host === '0.0.0.0' || config.host === '::' ? `http://${config.host}:${port} (all interfaces)` : address;
     process.stdout.write(
       [
         '',
-        `Countersign is serving on ${address} (store: ${services.store.dialect}, ${services.store.location})`,
+        `Countersign is serving on ${where} (store: ${services.store.dialect}, ${services.store.location})`,
         `  API documentation: ${local}/docs`,
         ...(first === undefined
           ? []
