@@ -1,4 +1,5 @@
 import { invalidInput } from '../core/errors.js';
+import { normalizeUsername } from '../core/user-fields.js';
 
 import { CODE_METHOD_TYPES, CODE_PATTERN, matchMethodCode, normalizeCode } from '../methods/otp-code.js';
 import { actorOf, type Principal, type Services } from '../services.js';
@@ -47,7 +48,8 @@ export function validateCode(value: unknown): string {
 
 export async function verifyCode(services: Services, principal: Principal, tenant: TenantRow, request: VerifyRequest): Promise<VerifyOutcome> {
   const code = validateCode(request.code);
-  const username = request.username.trim().toLowerCase();
+  // Validated like every other username (no spaces or control characters: LOG-02), then looked up.
+  const username = normalizeUsername(request.username);
   const settings = tenantSettings(tenant);
   const now = services.clock().getTime();
   const auditBase = { tenantId: tenant.id, actor: actorOf(principal) };

@@ -43,9 +43,9 @@ export interface OpenStoreOptions {
 
 /** Opens the store (SQLite in dataDir, or PostgreSQL) and applies pending migrations. */
 export async function openStore(options: OpenStoreOptions): Promise<Store> {
-  const store = options.databaseUrl === undefined ? openSqlite(options.dataDir) : openPostgres(options.databaseUrl, options.poolSize ?? 10);
+  const { store, exclusively } = options.databaseUrl === undefined ? openSqlite(options.dataDir) : { store: openPostgres(options.databaseUrl, options.poolSize ?? 10), exclusively: undefined };
   try {
-    await migrate(store.db);
+    await migrate(store.db, exclusively);
   } catch (error) {
     await store.close();
     throw error;
@@ -53,7 +53,10 @@ export async function openStore(options: OpenStoreOptions): Promise<Store> {
   return store;
 }
 
-function openSqlite(dataDir: string): Store {
+/** Runs `work` holding the store's write lock, as one transaction (SQLite: see openSqlite). */
+type Exclusively = (work: () => Promise<void>) => Promise<void>;
+
+function openSqlite(dataDir: string): { store: Store; exclusively: Exclusively } {
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const file = join(dataDir, 'countersign.db');
   const sqlite = new SqliteDatabase(file);
@@ -68,7 +71,22 @@ function openSqlite(dataDir: string): Store {
   sqlite.pragma('cache_size = -65536');
   sqlite.pragma('mmap_size = 268435456');
   const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(sqlite) }) });
-  return { db, dialect: 'sqlite', location: file, close: () => db.destroy() };
+  // Kysely migrates SQLite with neither a lock nor a transaction (it assumes one connection). A
+  // server and a CLI starting on a fresh data dir at once would both apply 001 and one would
+  // fail, and a crash midway would leave half a schema. So the migration runs holding the write
+  // lock (BEGIN IMMEDIATE: another process waits busy_timeout, then finds nothing to do) and
+  // commits or rolls back as a whole.
+  const exclusively: Exclusively = async (work) => {
+    sqlite.exec('BEGIN IMMEDIATE');
+    try {
+      await work();
+      sqlite.exec('COMMIT');
+    } catch (error) {
+      if (sqlite.inTransaction) sqlite.exec('ROLLBACK');
+      throw error;
+    }
+  };
+  return { store: { db, dialect: 'sqlite', location: file, close: () => db.destroy() }, exclusively };
 }
 
 /**
@@ -107,13 +125,16 @@ function openPostgres(url: string, max: number): Store {
   return { db, dialect: 'postgres', location: redactUrl(url), close: () => db.destroy() };
 }
 
-async function migrate(db: Kysely<Database>): Promise<void> {
-  const migrator = new Migrator({ db, provider: migrationProvider });
-  const { error, results } = await migrator.migrateToLatest();
-  if (error !== undefined) {
-    const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
-    throw new CountersignError('INTERNAL', `database migration ${failed} failed: ${error instanceof Error ? error.message : JSON.stringify(error)}`, { cause: error });
-  }
+async function migrate(db: Kysely<Database>, exclusively: Exclusively = (work) => work()): Promise<void> {
+  // PostgreSQL: Kysely takes an advisory lock and runs the migrations in a transaction itself.
+  await exclusively(async () => {
+    const migrator = new Migrator({ db, provider: migrationProvider });
+    const { error, results } = await migrator.migrateToLatest();
+    if (error !== undefined) {
+      const failed = results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
+      throw new CountersignError('INTERNAL', `database migration ${failed} failed: ${error instanceof Error ? error.message : JSON.stringify(error)}`, { cause: error });
+    }
+  });
 }
 
 export function redactUrl(url: string): string {

@@ -73,6 +73,15 @@ export function addKek(keyring: Keyring, now: Date): Keyring {
   return parseKeyringFile(keyring.path);
 }
 
+/**
+ * The keyring as it is now: a file keyring is read again, since `countersign keys rotate` in
+ * another process may have added a KEK since this one was loaded (KEY-01: rotation is online).
+ * A keyring from configuration changes only with the configuration, so it is returned as is.
+ */
+export function reloadKeyring(keyring: Keyring): Keyring {
+  return keyring.source === 'file' && keyring.path !== undefined ? parseKeyringFile(keyring.path) : keyring;
+}
+
 /** Removes a KEK that no data key uses any more (the caller checks that). */
 export function removeKek(keyring: Keyring, id: string): Keyring {
   if (keyring.source !== 'file' || keyring.path === undefined) {

@@ -1,7 +1,7 @@
 import { createCipheriv, createDecipheriv, randomBytes, randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { CountersignError } from '../core/errors.js';
-import { activeKek, type Keyring } from './keyring.js';
+import { activeKek, reloadKeyring, type Keyring } from './keyring.js';
 import type { Database } from './schema.js';
 
 /**
@@ -40,16 +40,29 @@ export function decrypt(key: Buffer, sealed: string, aad: string): Buffer {
   }
 }
 
+/**
+ * How long a secret box keeps sealing with the data key it last found active. `countersign keys
+ * rotate` runs in another process; a running server starts sealing new seeds with the new data
+ * key within this time, without a restart (KEY-01: "new writes use the new key_id").
+ */
+export const ACTIVE_DATA_KEY_RECHECK_MS = 10_000;
+
 export function createSecretBox(db: Kysely<Database>, keyring: Keyring, clock: () => Date): SecretBox {
   const dataKeys = new Map<string, Buffer>();
-  let activeId: string | undefined;
+  let ring = keyring;
+  let active: { id: string; checkedAt: number } | undefined;
 
   async function unwrap(id: string): Promise<Buffer> {
     const cached = dataKeys.get(id);
     if (cached !== undefined) return cached;
     const row = await db.selectFrom('data_keys').selectAll().where('id', '=', id).executeTakeFirst();
     if (row === undefined) throw new CountersignError('KEY_UNAVAILABLE', `data key ${id} is missing from the store`);
-    const kek = keyring.keks.find((k) => k.id === row.kek_id);
+    let kek = ring.keks.find((k) => k.id === row.kek_id);
+    if (kek === undefined && ring.source === 'file') {
+      // A KEK this process has not seen: added by a rotation in another process (the CLI).
+      ring = reloadKeyring(ring);
+      kek = ring.keks.find((k) => k.id === row.kek_id);
+    }
     if (kek === undefined) {
       throw new CountersignError('KEY_UNAVAILABLE', `data key ${id} is wrapped by key-encryption key ${row.kek_id}, which is not in the keyring`);
     }
@@ -59,7 +72,8 @@ export function createSecretBox(db: Kysely<Database>, keyring: Keyring, clock: (
   }
 
   async function activeDataKey(): Promise<string> {
-    if (activeId !== undefined) return activeId;
+    const now = clock().getTime();
+    if (active !== undefined && now >= active.checkedAt && now - active.checkedAt < ACTIVE_DATA_KEY_RECHECK_MS) return active.id;
     const row = await db
       .selectFrom('data_keys')
       .select('id')
@@ -67,8 +81,9 @@ export function createSecretBox(db: Kysely<Database>, keyring: Keyring, clock: (
       .orderBy('created_at', 'desc')
       .orderBy('id', 'desc')
       .executeTakeFirst();
-    activeId = row?.id ?? (await createDataKey(db, keyring, clock()));
-    return activeId;
+    const id = row?.id ?? (await createDataKey(db, ring, clock()));
+    active = { id, checkedAt: now };
+    return id;
   }
 
   return {
