@@ -5,6 +5,7 @@ import { CODE_METHOD_TYPES, CODE_PATTERN, matchMethodCode, normalizeCode } from 
 import { actorOf, type Principal, type Services } from '../services.js';
 import { consumeOtpCounter, reserveAttempt } from '../store/attempts.js';
 import type { MethodRow, TenantRow } from '../store/schema.js';
+import { queueUserNotification } from './notifications.js';
 import { tenantSettings } from './tenants.js';
 
 /**
@@ -99,6 +100,8 @@ export async function verifyCode(services: Services, principal: Principal, tenan
   }
   if (replayed !== undefined) {
     await services.audit({ ...auditBase, action: 'otp.replay', target: user.id, detail: { ...detailBase, method: replayed.id } });
+    // OTP-09: the holder is told that a code of theirs was used again.
+    await queueUserNotification(services, tenant, user.id, 'otp_replay', { method: replayed.id, ip: request.ip ?? null, at: new Date(now).toISOString() });
   }
   await services.audit({ ...auditBase, action: 'verification.denied', target: user.id, detail: { ...detailBase, reason: 'invalid_code' } });
   if (reservation.lockedNow) {

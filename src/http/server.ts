@@ -5,6 +5,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Services } from '../services.js';
 import { installErrorHandling } from './errors.js';
 import { adminMethodRoutes } from './routes/admin-methods.js';
+import { adminNotificationRoutes } from './routes/admin-notifications.js';
 import { adminTenantRoutes } from './routes/admin-tenants.js';
 import { adminTokenRoutes } from './routes/admin-tokens.js';
 import { adminUserRoutes } from './routes/admin-users.js';
@@ -49,6 +50,7 @@ export async function buildServer(services: Services): Promise<FastifyInstance> 
   await app.register(adminUserRoutes, { services });
   await app.register(adminMethodRoutes, { services });
   await app.register(adminTokenRoutes, { services });
+  await app.register(adminNotificationRoutes, { services });
   app.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/docs'));
   return app;
 }

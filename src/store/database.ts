@@ -5,6 +5,7 @@ import { Kysely, Migrator, PostgresDialect, SqliteDialect, type Migration, type 
 import pg from 'pg';
 import { CountersignError } from '../core/errors.js';
 import * as initial from './migrations/001-initial.js';
+import * as notifications from './migrations/002-notifications.js';
 import type { Database } from './schema.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -20,7 +21,11 @@ export interface Store {
 /** Every migration, in order. One set runs on both SQLite and PostgreSQL. */
 const MIGRATIONS: Record<string, Migration> = {
   '001-initial': initial,
+  '002-notifications': notifications,
 };
+
+/** The names of every migration, in order (what a fully migrated store lists once each). */
+export const MIGRATION_NAMES: readonly string[] = Object.keys(MIGRATIONS);
 
 const migrationProvider: MigrationProvider = {
   getMigrations: () => Promise.resolve(MIGRATIONS),

@@ -18,6 +18,7 @@ export interface Database {
   challenges: ChallengesTable;
   audit_events: AuditEventsTable;
   audit_head: AuditHeadTable;
+  notifications: NotificationsTable;
 }
 
 export interface TenantsTable {
@@ -171,6 +172,26 @@ export interface AuditHeadTable {
   id: number;
   seq: number;
   hash: string;
+}
+
+export type NotificationStatus = 'queued' | 'sent' | 'failed';
+
+/** A message waiting for (or sent through) a channel; never holding a code, seed or key. */
+export interface NotificationsTable {
+  id: string;
+  tenant_id: string;
+  user_id: string | null;
+  /** What happened: `otp_replay`, … */
+  kind: string;
+  /** `email` now; the phone and push channels add theirs. */
+  channel: string;
+  /** Where it goes (the user's email at the time), or null when the user has none yet. */
+  recipient: string | null;
+  status: NotificationStatus;
+  /** JSON object for the message template. */
+  detail: string;
+  created_at: number;
+  sent_at: number | null;
 }
 
 export type TenantRow = Selectable<TenantsTable>;

@@ -5,7 +5,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendAudit, verifyAuditChain, type AuditEntry } from '../../src/store/audit-log.js';
 import { consumeOtpCounter, reserveAttempt, type LockoutPolicy, type Reservation } from '../../src/store/attempts.js';
-import { openStore, type Store } from '../../src/store/database.js';
+import { MIGRATION_NAMES, openStore, type Store } from '../../src/store/database.js';
 import { DIALECTS, makeStoreLocation, TEST_PG_URL, type TestStoreLocation } from '../support/harness.js';
 
 /**
@@ -114,6 +114,10 @@ async function workerClient(location: TestStoreLocation): Promise<StoreClient & 
 }
 
 /** The migrations Kysely recorded as applied. */
+it('MIGRATION_NAMES lists the migrations in order', () => {
+  expect(MIGRATION_NAMES).toEqual(['001-initial', '002-notifications']);
+});
+
 async function migrationNames(store: Store): Promise<string[]> {
   const result = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(store.db);
   return result.rows.map((r) => r.name);
@@ -311,7 +315,7 @@ for (const dialect of DIALECTS) {
       const users = await store.db.selectFrom('users').select('id').orderBy('id').execute();
       const third = await openStore({ dataDir: location.dataDir, databaseUrl: location.databaseUrl });
       try {
-        expect(await migrationNames(third)).toEqual(['001-initial']);
+        expect(await migrationNames(third)).toEqual([...MIGRATION_NAMES]);
         expect(await third.db.selectFrom('users').select('id').orderBy('id').execute()).toEqual(users);
         const head = await third.db.selectFrom('audit_head').selectAll().execute();
         expect(head.map((h) => ({ id: Number(h.id), seq: Number(h.seq) }))).toEqual([{ id: 1, seq: 50 }]);
@@ -353,7 +357,7 @@ for (const dialect of DIALECTS) {
       try {
         expect([local.status, remote.status === 'rejected' ? String(remote.reason) : remote.status]).toEqual(['fulfilled', 'fulfilled']);
         if (local.status !== 'fulfilled') return;
-        expect(await migrationNames(local.value)).toEqual(['001-initial']);
+        expect(await migrationNames(local.value)).toEqual([...MIGRATION_NAMES]);
         const head = await local.value.db.selectFrom('audit_head').selectAll().execute();
         expect(head.map((h) => ({ id: Number(h.id), seq: Number(h.seq), hash: h.hash }))).toEqual([{ id: 1, seq: 0, hash: '' }]);
       } finally {
