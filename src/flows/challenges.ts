@@ -131,6 +131,18 @@ export async function answerChallenge(services: Services, principal: Principal, 
   if (!(CODE_METHOD_TYPES as readonly string[]).includes(row.type)) throw new CountersignError('CONFLICT', `a ${row.type} challenge is not answered with a code`);
   const user = await services.db.selectFrom('users').select('username').where('id', '=', row.user_id).executeTakeFirstOrThrow();
   const methods = row.method_id !== null ? [row.method_id] : (await activeCodeMethods(services, { id: row.user_id })).filter((m) => m.type === row.type).map((m) => m.id);
+  // The attempt is taken from the challenge before the code is checked (atomic cap): however
+  // many answers race, at most challenge_max_attempts codes are checked for one challenge.
+  const max = tenantSettings(tenant).challenge_max_attempts;
+  const taken = await services.db
+    .updateTable('challenges')
+    .set((eb) => ({ attempts: eb('attempts', '+', 1) }))
+    .where('id', '=', row.id)
+    .where('status', '=', 'pending')
+    .where('attempts', '<', max)
+    .returning('attempts')
+    .executeTakeFirst();
+  if (taken === undefined) throw new CountersignError('CONFLICT', 'the challenge has no attempts left or was decided by another request');
   const outcome = await verifyCode(services, principal, tenant, { username: user.username, code: input.code, methodIds: methods, ip: row.ip ?? undefined, challengeId: row.id });
   if (outcome.result === 'approved') {
     if (!(await decide(services, row.id, 'approved'))) throw new CountersignError('CONFLICT', 'the challenge was decided by another request');
@@ -140,21 +152,13 @@ export async function answerChallenge(services: Services, principal: Principal, 
     await decide(services, row.id, 'denied');
     return { ...view({ ...row, status: 'denied' }), reason: outcome.reason };
   }
-  // A wrong code uses one of the challenge's attempts; the last one fails it (atomic cap). A replay
-  // of a valid code (often a racing copy of the answer that approves this very challenge) is not
-  // a guess: it counts against the user's lockout in verifyCode but not against the challenge, so
-  // copies of a code cannot fail the challenge that the code's first use approves.
-  if (outcome.replayed !== true) {
-    const max = tenantSettings(tenant).challenge_max_attempts;
-    const counted = await services.db
-      .updateTable('challenges')
-      .set((eb) => ({ attempts: eb('attempts', '+', 1) }))
-      .where('id', '=', row.id)
-      .where('status', '=', 'pending')
-      .where('attempts', '<', max)
-      .returning('attempts')
-      .executeTakeFirst();
-    if (counted === undefined || Number(counted.attempts) >= max) await decide(services, row.id, 'failed');
+  if (outcome.replayed === true) {
+    // A replay of a valid code (often a racing copy of the answer that approves this very
+    // challenge) is not a guess: it counts against the user's lockout in verifyCode but gives
+    // its attempt back, so copies of a code cannot fail the challenge its first use approves.
+    await services.db.updateTable('challenges').set((eb) => ({ attempts: eb('attempts', '-', 1) })).where('id', '=', row.id).where('status', '=', 'pending').execute();
+  } else if (Number(taken.attempts) >= max) {
+    await decide(services, row.id, 'failed');
   }
   row = await loadChallenge(services, tenant, id);
   // Another request approved the challenge meanwhile: this refused code must not read as an

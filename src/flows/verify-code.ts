@@ -76,7 +76,7 @@ export async function verifyCode(services: Services, principal: Principal, tenan
     if (!first.reserved) return { reservation: first, approved: undefined, replayed: undefined };
     let replayed: MethodRow | undefined;
     for (const match of matches) {
-      if (!match.replay && (await consumeOtpCounter(trx, match.method.id, match.counter, now))) {
+      if (!match.replay && (await consumeOtpCounter(trx, match.method.id, match.counter, now, { userId: first.user.id }))) {
         return { reservation: first, approved: match.method, replayed };
       }
       // Valid once, already used (or consumed a moment ago by a concurrent request): OTP-01, OTP-09.

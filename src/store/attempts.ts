@@ -5,10 +5,10 @@ import type { Database } from './schema.js';
  * The failure counter per user (SECURITY.md OTP-06, RL-01; Azure's account lockout settings),
  * kept in the database so every request, session and node shares it.
  *
- * An attempt is reserved before its code is checked: one UPDATE counts it as a failure and,
- * when the count reaches the threshold, sets the lockout — but only if the user is not locked
- * already. So however many requests race, at most `threshold` codes are ever checked between
- * lockouts. A success then clears the count (NIST 800-63B §5.2.2: SHOULD reset on success).
+ * An attempt is reserved before the result of its code check is used: one UPDATE counts it as a
+ * failure and, when the count reaches the threshold, sets the lockout — but only if the user is
+ * not locked already. So however many requests race, at most `threshold` answers are given
+ * between lockouts. A success clears the count (NIST 800-63B §5.2.2: SHOULD reset on success).
  */
 export interface LockoutPolicy {
   readonly threshold: number;
@@ -61,12 +61,11 @@ export async function reserveAttempt(
  * update are this one statement, so of any number of concurrent submissions of one code exactly
  * one sees a row changed. Returns whether this call consumed it.
  */
-export async function consumeOtpCounter(db: Kysely<Database>, methodId: string, counter: number, nowMs: number): Promise<boolean> {
-  const result = await db
-    .updateTable('methods')
-    .set({ counter: counter + 1, last_used_at: nowMs })
-    .where('id', '=', methodId)
-    .where('counter', '<=', counter)
-    .executeTakeFirst();
+export async function consumeOtpCounter(db: Kysely<Database>, methodId: string, counter: number, nowMs: number, owner?: { userId: string }): Promise<boolean> {
+  let query = db.updateTable('methods').set({ counter: counter + 1, last_used_at: nowMs }).where('id', '=', methodId).where('counter', '<=', counter);
+  // At sign-in the method must still be the user's and active at this very moment: a token
+  // unassigned or a method removed while the code was being checked does not approve (BND-02).
+  if (owner !== undefined) query = query.where('user_id', '=', owner.userId).where('status', '=', 'active');
+  const result = await query.executeTakeFirst();
   return result.numUpdatedRows === 1n;
 }

@@ -81,6 +81,18 @@ describe('challenges', () => {
     expect((await t.api('POST', `/v1/challenges/${id}/answer`, { code: totpAt(secret, t.clock.ms()) })).status).toBe(409);
   });
 
+  it('RL-04: 20 racing wrong answers to one challenge: only challenge_max_attempts codes are checked, then it fails', async () => {
+    const { secret } = await userWithTotp('race@contoso.com');
+    const created = await t.api('POST', '/v1/challenges', { username: 'race@contoso.com', method: 'totp' });
+    const wrong = totpAt(secret, t.clock.ms() + 40 * 30_000);
+    const answers = await Promise.all(Array.from({ length: 20 }, () => t.api('POST', `/v1/challenges/${created.body.id}/answer`, { code: wrong })));
+    const checked = answers.filter((a) => a.status === 200);
+    expect(checked).toHaveLength(5);
+    expect(answers.filter((a) => a.status === 409)).toHaveLength(15);
+    expect((await t.api('GET', `/v1/challenges/${created.body.id}`)).body.status).toBe('failed');
+    expect((await t.admin('GET', '/v1/admin/users/race@contoso.com?tenant=default')).body.failed_count).toBe(5);
+  });
+
   it('a challenge expires', async () => {
     await userWithTotp('exp@contoso.com');
     const created = await t.api('POST', '/v1/challenges', { username: 'exp@contoso.com', method: 'totp' });

@@ -16,6 +16,7 @@ export function registerAuditCommands(program: Command): void {
         return;
       }
       print(options.json, result, () => `audit log BROKEN at record ${result.firstBadSeq}: ${result.problem} (${result.records} records verified before it)`);
+      process.stderr.write(`countersign: the audit log is broken at record ${result.firstBadSeq}: ${result.problem}\n`);
       process.exitCode = 1;
     }),
   );
