@@ -53,7 +53,7 @@ export async function createChallenge(services: Services, principal: Principal, 
   if (user === undefined) throw notFound(`user ${username}`);
   const now = services.clock().getTime();
   if (user.status === 'blocked' && (user.blocked_until === null || Number(user.blocked_until) > now)) throw new CountersignError('FORBIDDEN', 'the user is blocked');
-  const methods = await activeCodeMethods(services, { id: user.id });
+  const methods = await activeCodeMethods(services, tenant, { id: user.id });
   const method = request.method;
   const chosen = methods.filter((m) => m.id === method || m.type === method);
   if (chosen.length === 0) {
@@ -130,7 +130,7 @@ export async function answerChallenge(services: Services, principal: Principal, 
   if (row.status !== 'pending') throw new CountersignError('CONFLICT', `the challenge is ${row.status}, no longer pending`);
   if (!(CODE_METHOD_TYPES as readonly string[]).includes(row.type)) throw new CountersignError('CONFLICT', `a ${row.type} challenge is not answered with a code`);
   const user = await services.db.selectFrom('users').select('username').where('id', '=', row.user_id).executeTakeFirstOrThrow();
-  const methods = row.method_id !== null ? [row.method_id] : (await activeCodeMethods(services, { id: row.user_id })).filter((m) => m.type === row.type).map((m) => m.id);
+  const methods = row.method_id !== null ? [row.method_id] : (await activeCodeMethods(services, tenant, { id: row.user_id })).filter((m) => m.type === row.type).map((m) => m.id);
   // The attempt is taken from the challenge before the code is checked (atomic cap): however
   // many answers race, at most challenge_max_attempts codes are checked for one challenge.
   const max = tenantSettings(tenant).challenge_max_attempts;

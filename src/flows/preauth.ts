@@ -5,6 +5,7 @@ import { normalizeUsername } from '../core/user-fields.js';
 import { summarizeMethod } from '../methods/method-view.js';
 import { actorOf, type Principal, type Services } from '../services.js';
 import type { TenantRow } from '../store/schema.js';
+import { activeCodeMethods } from './verify-code.js';
 
 /**
  * `POST /v1/preauth`: what should happen to this sign-in before any factor. Later issues add
@@ -33,7 +34,7 @@ export async function preauth(services: Services, principal: Principal, tenant: 
   const methods =
     user === undefined
       ? []
-      : await services.db.selectFrom('methods').selectAll().where('user_id', '=', user.id).where('status', '=', 'active').orderBy('is_default', 'desc').orderBy('created_at').execute();
+      : await activeCodeMethods(services, tenant, { id: user.id });
   const decision = decidePreauth(
     user === undefined
       ? undefined

@@ -4,6 +4,7 @@ import { CountersignError } from '../core/errors.js';
 import { normalizeDisplayName, normalizeEmail, normalizePhone, normalizeUsername, parseMfaState, type MfaStateName } from '../core/user-fields.js';
 import { actorOf, type Principal, type Services } from '../services.js';
 import type { TenantRow, UserRow } from '../store/schema.js';
+import { writeTransaction } from '../store/write-transaction.js';
 import { tenantSettings } from './tenants.js';
 
 /**
@@ -70,7 +71,8 @@ export async function importUsers(services: Services, principal: Principal, tena
   const lines = parseUserLines(text, tenantSettings(tenant).default_country, refused);
   const now = services.clock().getTime();
   let created = 0;
-  await services.db.transaction().execute(async (trx) => {
+  const stateChanges: { id: string; from: string | null; to: string }[] = [];
+  await writeTransaction(services.db, services.store.dialect, async (trx) => {
     for (let start = 0; start < lines.length; start += CHUNK) {
       const chunk = lines.slice(start, start + CHUNK);
       const existing = new Map(
@@ -96,7 +98,12 @@ export async function importUsers(services: Services, principal: Principal, tena
         };
       });
       created += rows.length - existing.size;
-      await trx
+      for (const row of rows) {
+        const before = existing.get(row.username)?.mfa_state ?? null;
+        if (before !== row.mfa_state && !(before === null && row.mfa_state === 'disabled')) stateChanges.push({ id: row.id, from: before, to: row.mfa_state });
+      }
+      // The ids come back from the upsert: a user created by a concurrent request keeps its id.
+      const stored = await trx
         .insertInto('users')
         .values(rows)
         .onConflict((oc) =>
@@ -107,8 +114,10 @@ export async function importUsers(services: Services, principal: Principal, tena
             updated_at: eb.ref('excluded.updated_at'),
           })),
         )
+        .returning(['id', 'username'])
         .execute();
-      const withPhone = chunk.flatMap((l, i) => (l.phone === null ? [] : [{ userId: rows[i]?.id ?? '', number: l.phone }]));
+      const ids = new Map(stored.map((u) => [u.username, u.id]));
+      const withPhone = chunk.flatMap((l) => (l.phone === null ? [] : [{ userId: ids.get(l.username) ?? '', number: l.phone }]));
       if (withPhone.length > 0) {
         await trx.deleteFrom('user_phones').where('type', '=', 'mobile').where('user_id', 'in', withPhone.map((p) => p.userId)).execute();
         await trx
@@ -119,6 +128,11 @@ export async function importUsers(services: Services, principal: Principal, tena
     }
   });
   const report = { created, updated: lines.length - created, refused };
+  // Each MFA state an import sets or changes is recorded per user (an import must not be a way to
+  // turn MFA off unseen); the group-commit audit writer stores them in one transaction.
+  await Promise.all(
+    stateChanges.map((c) => services.audit({ tenantId: tenant.id, actor: actorOf(principal), action: 'user.state_changed', target: c.id, detail: { from: c.from, to: c.to, via: 'import' } })),
+  );
   await services.audit({
     tenantId: tenant.id,
     actor: actorOf(principal),
@@ -156,12 +170,18 @@ export async function bulkSetStates(services: Services, principal: Principal, te
   }
   let changed = 0;
   const now = services.clock().getTime();
-  await services.db.transaction().execute(async (trx) => {
+  const stateChanges: { id: string; from: string; to: string }[] = [];
+  await writeTransaction(services.db, services.store.dialect, async (trx) => {
     for (let start = 0; start < wanted.length; start += CHUNK) {
       const chunk = wanted.slice(start, start + CHUNK);
-      const known = new Set(
-        (await trx.selectFrom('users').select('username').where('tenant_id', '=', tenant.id).where('username', 'in', chunk.map((w) => w.username)).execute()).map((u) => u.username),
+      const current = new Map(
+        (await trx.selectFrom('users').select(['id', 'username', 'mfa_state']).where('tenant_id', '=', tenant.id).where('username', 'in', chunk.map((w) => w.username)).execute()).map((u) => [u.username, u]),
       );
+      const known = new Set(current.keys());
+      for (const w of chunk) {
+        const user = current.get(w.username);
+        if (user !== undefined && user.mfa_state !== w.state) stateChanges.push({ id: user.id, from: user.mfa_state, to: w.state });
+      }
       for (const state of ['disabled', 'enabled', 'enforced'] as const) {
         const names = chunk.filter((w) => w.state === state && known.has(w.username)).map((w) => w.username);
         if (names.length === 0) continue;
@@ -172,6 +192,9 @@ export async function bulkSetStates(services: Services, principal: Principal, te
     }
   });
   refused.sort((a, b) => a.line - b.line);
+  await Promise.all(
+    stateChanges.map((c) => services.audit({ tenantId: tenant.id, actor: actorOf(principal), action: 'user.state_changed', target: c.id, detail: { from: c.from, to: c.to, via: 'bulk' } })),
+  );
   await services.audit({ tenantId: tenant.id, actor: actorOf(principal), action: 'users.states_set', target: tenant.id, detail: { changed, refused: refused.length } });
   return { changed, refused };
 }

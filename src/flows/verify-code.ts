@@ -58,7 +58,7 @@ export async function verifyCode(services: Services, principal: Principal, tenan
 
   // Reads and HMACs first, outside any transaction; nothing learnt here is acted on unless the
   // attempt is then reserved below.
-  const methods = await activeCodeMethods(services, { tenantId: tenant.id, username }, request.methodIds);
+  const methods = await activeCodeMethods(services, tenant, { tenantId: tenant.id, username }, request.methodIds);
   const matches: { method: MethodRow; counter: number; replay: boolean }[] = [];
   for (const method of methods) {
     const seed = await services.secrets.open(method.secret, method.key_id, method.id);
@@ -118,20 +118,26 @@ async function whyRefused(services: Services, tenantId: string, username: string
 }
 
 /**
- * A user's active code methods, default first; the user named by id, or by tenant and username
+ * A user's active code methods of the types the tenant allows, default first; the user named by id, or by tenant and username
  * (joined, so the verify path needs one query); optionally only some method ids.
  */
 export async function activeCodeMethods(
   services: Services,
+  tenant: TenantRow,
   user: { id: string } | { tenantId: string; username: string },
   only?: readonly string[],
 ): Promise<MethodRow[]> {
+  // Only the types the tenant allows now: an administrator who turns a method off turns it off
+  // for sign-in at once, not only for new enrollments.
+  const allowed = tenantSettings(tenant).allowed_methods;
+  const types = CODE_METHOD_TYPES.filter((t) => allowed.includes(t));
+  if (types.length === 0) return [];
   let query = services.db
     .selectFrom('methods')
     .innerJoin('users', 'users.id', 'methods.user_id')
     .selectAll('methods')
     .where('methods.status', '=', 'active')
-    .where('methods.type', 'in', [...CODE_METHOD_TYPES])
+    .where('methods.type', 'in', types)
     .orderBy('methods.is_default', 'desc')
     .orderBy('methods.created_at')
     .orderBy('methods.id');

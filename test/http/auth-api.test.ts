@@ -105,3 +105,19 @@ describe('challenges', () => {
     expect((await t.admin('POST', '/v1/preauth', { username: 'x@y.z' })).status).toBe(403);
   });
 });
+
+describe('allowed methods', () => {
+  it('a method type the tenant no longer allows stops working at sign-in at once, and works again when allowed', async () => {
+    const { secret } = await userWithTotp('allow@contoso.com');
+    expect((await t.admin('PATCH', '/v1/admin/settings?tenant=default', { allowed_methods: ['oath'] })).status).toBe(200);
+    try {
+      expect((await t.api('POST', '/v1/preauth', { username: 'allow@contoso.com' })).body).toEqual({ result: 'enroll', reason: 'registration_required', methods: [] });
+      expect((await t.api('POST', '/v1/verify', { username: 'allow@contoso.com', code: totpAt(secret, t.clock.ms()) })).body).toEqual({ result: 'denied', reason: 'invalid_code' });
+      expect((await t.api('POST', '/v1/challenges', { username: 'allow@contoso.com', method: 'totp' })).status).toBe(404);
+    } finally {
+      await t.admin('PATCH', '/v1/admin/settings?tenant=default', { allowed_methods: ['totp', 'oath', 'push', 'sms', 'voice', 'webauthn'] });
+    }
+    t.clock.advance(30_000);
+    expect((await t.api('POST', '/v1/verify', { username: 'allow@contoso.com', code: totpAt(secret, t.clock.ms()) })).body).toEqual({ result: 'approved', reason: 'approved' });
+  });
+});
