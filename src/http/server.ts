@@ -27,12 +27,9 @@ export async function buildServer(services: Services): Promise<FastifyInstance> 
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   installErrorHandling(app);
-
-  // Imports arrive as files: CSV and PSKC (XML) bodies are read as text; routes that take
-  // them raise their own body limit, every other route keeps the 1 MiB default.
-  app.addContentTypeParser(['text/csv', 'text/plain', 'application/xml', 'text/xml', 'application/pskc+xml'], { parseAs: 'string' }, (_request, body, done) => {
-    done(null, body);
-  });
+  // Fastify reads text/plain bodies by default; here only the import routes take text
+  // (file-bodies.ts), so a text body sent to a JSON endpoint is refused with 415.
+  app.removeContentTypeParser('text/plain');
 
   await app.register(swagger, {
     openapi: {

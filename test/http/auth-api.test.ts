@@ -54,6 +54,18 @@ describe('preauth', () => {
   });
 });
 
+describe('content types', () => {
+  it('a CSV or XML body sent to a JSON endpoint is 415 naming content-type; imports still take files', async () => {
+    for (const type of ['text/plain', 'text/csv', 'application/xml']) {
+      const response = await t.app.inject({ method: 'POST', url: '/v1/verify', headers: { authorization: `Bearer ${t.appKey}`, 'content-type': type }, payload: 'username,code' });
+      expect(response.statusCode).toBe(415);
+      expect(response.json()).toMatchObject({ error: { code: 'UNSUPPORTED_MEDIA_TYPE' } });
+      expect((response.json() as { error: { message: string } }).error.message).toMatch(/^content-type: /);
+    }
+    expect((await t.admin('POST', '/v1/admin/users/states?tenant=default', 'username,state\n')).status).toBe(200);
+  });
+});
+
 describe('verify', () => {
   it('approves a current code once and tells why a code was refused', async () => {
     const { secret } = await userWithTotp('ver@contoso.com');

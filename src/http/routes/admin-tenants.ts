@@ -1,13 +1,23 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { CountersignError } from '../../core/errors.js';
-import { createAdminKey, createApplication, deleteApplication, listApplications } from '../../flows/api-keys.js';
+import {
+  createAdminKey,
+  createApplication,
+  createApplicationKey,
+  deleteApplication,
+  listAdminKeys,
+  listApplicationKeys,
+  listApplications,
+  revokeAdminKey,
+  revokeApplicationKey,
+} from '../../flows/api-keys.js';
 import { createTenant, deleteTenant, listTenants, publicTenant, tenantForAdmin, tenantSettings, updateTenantSettings } from '../../flows/tenants.js';
 import type { Services } from '../../services.js';
 import { listAudit, verifyAuditChain } from '../../store/audit-log.js';
 import { requireAdmin } from '../auth.js';
 import { adminTenant } from '../admin-context.js';
-import { ErrorBody, IdParams, Tenant, TenantQuery } from '../schemas.js';
+import { ErrorBody, IdParams, Nullable, Tenant, TenantQuery } from '../schemas.js';
 
 const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody };
 const security = [{ bearer: [] }];
@@ -121,6 +131,106 @@ export const adminTenantRoutes: FastifyPluginAsyncTypebox<{ services: Services }
       const principal = await requireAdmin(services, request);
       const tenant = request.query.tenant === undefined && principal.tenantId === null ? null : await tenantForAdmin(services, principal, request.query.tenant);
       return reply.code(201).send(await createAdminKey(services, principal, tenant?.id ?? null, request.body.name));
+    },
+  );
+
+  // Keys are listed without their secret: these schemas are the allow-list of what leaves.
+  const AdminKey = Type.Object({ id: Type.String(), name: Type.String(), tenant: Nullable(Type.String()), created_at: Type.String(), revoked_at: Nullable(Type.String()) });
+  const ApplicationKey = Type.Object({ id: Type.String(), name: Type.String(), created_at: Type.String(), revoked_at: Nullable(Type.String()) });
+  const CreatedKey = Type.Object({ id: Type.String(), api_key: Type.String() });
+  const KeyParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 200 }), keyId: Type.String({ minLength: 1, maxLength: 200 }) });
+
+  app.get(
+    '/v1/admin/admin-keys',
+    {
+      schema: {
+        tags: appTags,
+        security,
+        summary: 'List administrator keys (never the keys themselves); a tenant administrator sees its tenant’s keys only',
+        response: { 200: Type.Object({ admin_keys: Type.Array(AdminKey) }), ...errors },
+      },
+    },
+    async (request) => {
+      const principal = await requireAdmin(services, request);
+      return { admin_keys: await listAdminKeys(services, principal) };
+    },
+  );
+
+  app.delete(
+    '/v1/admin/admin-keys/:id',
+    {
+      schema: {
+        tags: appTags,
+        security,
+        summary: 'Revoke an administrator key (401 from its next request); the last active key for every tenant cannot be revoked (409)',
+        params: IdParams,
+        response: { 204: Type.Null(), ...errors },
+      },
+    },
+    async (request, reply) => {
+      const principal = await requireAdmin(services, request);
+      await revokeAdminKey(services, principal, request.params.id);
+      return reply.code(204).send(null);
+    },
+  );
+
+  app.get(
+    '/v1/admin/applications/:id/keys',
+    {
+      schema: {
+        tags: appTags,
+        security,
+        summary: 'List an application’s keys (never the keys themselves)',
+        params: IdParams,
+        querystring: TenantQuery,
+        response: { 200: Type.Object({ keys: Type.Array(ApplicationKey) }), ...errors },
+      },
+    },
+    async (request) => {
+      const { tenant } = await adminTenant(services, request);
+      return { keys: await listApplicationKeys(services, tenant, request.params.id) };
+    },
+  );
+
+  app.post(
+    '/v1/admin/applications/:id/keys',
+    {
+      schema: {
+        tags: appTags,
+        security,
+        summary: 'Create a further key for an application (rotation); shown once; older keys stay valid until revoked',
+        params: IdParams,
+        querystring: TenantQuery,
+        body: Type.Object({ name: Type.Optional(Type.String({ minLength: 1, maxLength: 100 })) }, { additionalProperties: false }),
+        response: { 201: CreatedKey, ...errors },
+      },
+      // The body is optional: no body at all means `{}` (a key named after the application).
+      preValidation: async (request) => {
+        if (request.body === undefined) request.body = {};
+      },
+    },
+    async (request, reply) => {
+      const { principal, tenant } = await adminTenant(services, request);
+      return reply.code(201).send(await createApplicationKey(services, principal, tenant, request.params.id, request.body.name));
+    },
+  );
+
+  app.delete(
+    '/v1/admin/applications/:id/keys/:keyId',
+    {
+      schema: {
+        tags: appTags,
+        security,
+        summary: 'Revoke one key of an application (401 from its next request)',
+        params: KeyParams,
+        querystring: TenantQuery,
+        response: { 204: Type.Null(), ...errors },
+      },
+    },
+    async (request, reply) => {
+      const { principal, tenant } = await adminTenant(services, request);
+      await revokeApplicationKey(services, principal, tenant, request.params.id, request.params.keyId);
+      return reply.code(204).send(null);
     },
   );
 

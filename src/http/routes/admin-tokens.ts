@@ -3,6 +3,7 @@ import { Type } from 'typebox';
 import { invalidInput } from '../../core/errors.js';
 import { assignToken, deleteToken, importTokens, withKeyHint, listTokens, resyncToken, unassignToken } from '../../flows/tokens.js';
 import type { Services } from '../../services.js';
+import { acceptFileBodies } from '../file-bodies.js';
 import { adminTenant } from '../admin-context.js';
 import { ErrorBody, IdParams, RefusedEntry, TenantQuery, Token } from '../schemas.js';
 
@@ -18,6 +19,7 @@ function pskFromHeader(value: string | string[] | undefined): Uint8Array | undef
 }
 
 export const adminTokenRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {
+  acceptFileBodies(app);
   app.post(
     '/v1/admin/tokens/import',
     {

@@ -3,6 +3,7 @@ import { Type } from 'typebox';
 import { bulkSetStates, importUsers } from '../../flows/user-import.js';
 import { createUser, deleteUser, viewUser, listUsers, setUserBlocked, setUserState, unlockUser, updateUser } from '../../flows/users.js';
 import type { Services } from '../../services.js';
+import { acceptFileBodies } from '../file-bodies.js';
 import { adminTenant, adminUser } from '../admin-context.js';
 import { ErrorBody, RefusedLine, TenantQuery, User, UserInputProperties, UserParams } from '../schemas.js';
 
@@ -11,6 +12,7 @@ const tags = ['Admin: users'];
 const security = [{ bearer: [] }];
 
 export const adminUserRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {
+  acceptFileBodies(app);
   app.get(
     '/v1/admin/users',
     {
