@@ -5,7 +5,7 @@ import { createMemoryNotifier } from './flows/challenge-notifier.js';
 import type { Services } from './services.js';
 import { createAuditWriter } from './store/audit-log.js';
 import { openStore } from './store/database.js';
-import { loadKeyring } from './store/keyring.js';
+import { openKeyring } from './store/keyring.js';
 import { createSecretBox } from './store/secret-box.js';
 
 /**
@@ -37,22 +37,29 @@ export function createLogger(config: Pick<Config, 'logLevel'>, destination?: Nod
 export async function createServices(config: Config, options: AppOptions = {}): Promise<Services> {
   const clock = options.clock ?? (() => new Date());
   const log = options.logger ?? createLogger(config);
-  const keyring = loadKeyring({ dataDir: config.dataDir, keys: config.keys, auditKey: config.auditKey, now: clock() });
+  // The store first: whether a missing keys.json may be generated depends on what the store
+  // holds, and the keyring must be the one the store was first started with (openKeyring).
   const store = await openStore({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });
-  const db = store.db;
-  const appendAudit = createAuditWriter(db, keyring.auditKey);
-  return {
-    config,
-    store,
-    db,
-    keyring,
-    secrets: createSecretBox(db, keyring, clock),
-    clock,
-    random: options.random ?? randomBytes,
-    log,
-    notifier: createMemoryNotifier(),
-    async audit(entry) {
-      await appendAudit(entry, clock());
-    },
-  };
+  try {
+    const db = store.db;
+    const keyring = await openKeyring(db, { dataDir: config.dataDir, keys: config.keys, auditKey: config.auditKey, now: clock(), storeLocation: store.location });
+    const appendAudit = createAuditWriter(db, keyring.auditKey);
+    return {
+      config,
+      store,
+      db,
+      keyring,
+      secrets: createSecretBox(db, keyring, clock),
+      clock,
+      random: options.random ?? randomBytes,
+      log,
+      notifier: createMemoryNotifier(),
+      async audit(entry) {
+        await appendAudit(entry, clock());
+      },
+    };
+  } catch (error) {
+    await store.close();
+    throw error;
+  }
 }

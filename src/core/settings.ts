@@ -27,6 +27,8 @@ export interface TenantSettings {
   readonly challenge_ttl_seconds: number;
   /** Wrong answers a single challenge takes before it fails. */
   readonly challenge_max_attempts: number;
+  /** Open (pending) challenges one user may have at once (SECURITY.md RL-04). */
+  readonly challenge_max_open: number;
 }
 
 export const DEFAULT_SETTINGS: TenantSettings = Object.freeze({
@@ -39,6 +41,7 @@ export const DEFAULT_SETTINGS: TenantSettings = Object.freeze({
   default_country: 'US',
   challenge_ttl_seconds: 300,
   challenge_max_attempts: 5,
+  challenge_max_open: 10,
 });
 
 const RANGES: Partial<Record<keyof TenantSettings, readonly [number, number]>> = {
@@ -49,6 +52,7 @@ const RANGES: Partial<Record<keyof TenantSettings, readonly [number, number]>> =
   hotp_look_ahead: [0, 50],
   challenge_ttl_seconds: [30, 600],
   challenge_max_attempts: [1, 10],
+  challenge_max_open: [1, 50],
 };
 
 /** Applies a partial change to settings; throws INVALID_INPUT naming the first bad field. */

@@ -1,7 +1,8 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { CountersignError, invalidInput } from '../core/errors.js';
+import { sql, type Selectable } from 'kysely';
+import { CountersignError, invalidInput, notFound } from '../core/errors.js';
 import { actorOf, type Principal, type Services } from '../services.js';
-import type { ApiKeyKind, TenantRow } from '../store/schema.js';
+import type { ApiKeyKind, ApplicationsTable, TenantRow } from '../store/schema.js';
 import { createTenant, DEFAULT_TENANT_NAME } from './tenants.js';
 
 /**
@@ -84,6 +85,166 @@ export async function deleteApplication(services: Services, principal: Principal
   await services.audit({ tenantId: tenant.id, actor: actorOf(principal), action: 'application.deleted', target: ref });
 }
 
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(Number(ms)).toISOString());
+
+/** What anyone may see of an administrator key: never the key or its hash. */
+export interface AdminKeyView {
+  id: string;
+  name: string;
+  /** The tenant the key is limited to, or null for a key of every tenant. */
+  tenant: string | null;
+  created_at: string;
+  revoked_at: string | null;
+}
+
+/** Administrator keys, revoked ones included; a tenant administrator sees its tenant's keys only. */
+export async function listAdminKeys(services: Services, principal: Principal): Promise<AdminKeyView[]> {
+  if (principal.kind === 'application') throw new CountersignError('FORBIDDEN', 'applications cannot list administrator keys');
+  let query = services.db
+    .selectFrom('api_keys')
+    .select(['id', 'name', 'tenant_id', 'created_at', 'revoked_at'])
+    .where('kind', '=', 'admin')
+    .orderBy('created_at')
+    .orderBy('id');
+  if (principal.kind === 'admin' && principal.tenantId !== null) query = query.where('tenant_id', '=', principal.tenantId);
+  const rows = await query.execute();
+  return rows.map((r) => ({ id: r.id, name: r.name, tenant: r.tenant_id, created_at: iso(r.created_at) ?? '', revoked_at: iso(r.revoked_at) }));
+}
+
+/**
+ * Revokes an administrator key: it gets 401 on its next request (authentication reads the
+ * database every time). The last active key for every tenant cannot be revoked, so nobody
+ * locks themselves out; a tenant administrator can revoke its own tenant's keys only.
+ */
+export async function revokeAdminKey(services: Services, principal: Principal, id: string): Promise<void> {
+  if (principal.kind === 'application') throw new CountersignError('FORBIDDEN', 'applications cannot revoke administrator keys');
+  const scope = principal.kind === 'admin' ? principal.tenantId : null;
+  const key = await services.db.selectFrom('api_keys').select(['id', 'name', 'tenant_id', 'revoked_at']).where('id', '=', id).where('kind', '=', 'admin').executeTakeFirst();
+  // Nothing crosses tenants: another tenant's key is absent to a tenant administrator.
+  if (key === undefined || (scope !== null && key.tenant_id !== null && key.tenant_id !== scope)) throw notFound(`administrator key ${id}`);
+  if (scope !== null && key.tenant_id === null) throw new CountersignError('FORBIDDEN', 'a tenant administrator key cannot revoke keys for every tenant');
+  if (key.revoked_at !== null) throw new CountersignError('CONFLICT', `administrator key ${id} is already revoked`);
+  const now = services.clock().getTime();
+  const outcome = await services.db.transaction().execute(async (trx): Promise<'revoked' | 'already' | 'last'> => {
+    if (key.tenant_id === null) {
+      // Two revocations of the last two keys for every tenant must not both pass the check
+      // below. A no-op write to every active such key serializes them: SQLite takes its write
+      // lock, PostgreSQL locks those rows, and the check that follows (a new statement) sees
+      // whatever the other transaction committed.
+      await trx
+        .updateTable('api_keys')
+        .set({ revoked_at: sql<null>`revoked_at` })
+        .where('kind', '=', 'admin')
+        .where('tenant_id', 'is', null)
+        .where('revoked_at', 'is', null)
+        .execute();
+      const other = await trx
+        .selectFrom('api_keys')
+        .select('id')
+        .where('kind', '=', 'admin')
+        .where('tenant_id', 'is', null)
+        .where('revoked_at', 'is', null)
+        .where('id', '!=', id)
+        .limit(1)
+        .executeTakeFirst();
+      if (other === undefined) return 'last';
+    }
+    const updated = await trx.updateTable('api_keys').set({ revoked_at: now }).where('id', '=', id).where('kind', '=', 'admin').where('revoked_at', 'is', null).executeTakeFirst();
+    return updated.numUpdatedRows === 1n ? 'revoked' : 'already';
+  });
+  if (outcome === 'last') {
+    throw new CountersignError('CONFLICT', `administrator key ${id} is the last active key for every tenant; create another (countersign admin-key create) before revoking it`);
+  }
+  if (outcome === 'already') throw new CountersignError('CONFLICT', `administrator key ${id} is already revoked`);
+  await services.audit({ tenantId: key.tenant_id, actor: actorOf(principal), action: 'admin_key.revoked', target: id, detail: { name: key.name } });
+}
+
+/** An application of the tenant by id or name (the id wins when a name looks like an id). */
+export async function findApplication(services: Services, tenant: TenantRow, ref: string): Promise<Selectable<ApplicationsTable>> {
+  const row = await services.db
+    .selectFrom('applications')
+    .selectAll()
+    .where('tenant_id', '=', tenant.id)
+    .where((eb) => eb.or([eb('id', '=', ref), eb('name', '=', ref)]))
+    .orderBy(sql`case when ${sql.ref('id')} = ${ref} then 0 else 1 end`)
+    .executeTakeFirst();
+  if (row === undefined) throw notFound(`application ${ref}`);
+  return row;
+}
+
+/** What anyone may see of an application key: never the key or its hash. */
+export interface ApplicationKeyView {
+  id: string;
+  name: string;
+  created_at: string;
+  revoked_at: string | null;
+}
+
+export async function listApplicationKeys(services: Services, tenant: TenantRow, appRef: string): Promise<ApplicationKeyView[]> {
+  const application = await findApplication(services, tenant, appRef);
+  const rows = await services.db
+    .selectFrom('api_keys')
+    .select(['id', 'name', 'created_at', 'revoked_at'])
+    .where('kind', '=', 'application')
+    .where('application_id', '=', application.id)
+    .orderBy('created_at')
+    .orderBy('id')
+    .execute();
+  return rows.map((r) => ({ id: r.id, name: r.name, created_at: iso(r.created_at) ?? '', revoked_at: iso(r.revoked_at) }));
+}
+
+/** A further key for an application (rotation): shown once; the older keys stay valid until revoked. */
+export async function createApplicationKey(services: Services, principal: Principal, tenant: TenantRow, appRef: string, name?: string): Promise<CreatedKey> {
+  if (name !== undefined && (typeof name !== 'string' || name.trim() === '' || name.length > 100)) throw invalidInput('name', 'must be 1–100 characters');
+  const application = await findApplication(services, tenant, appRef);
+  const id = randomUUID();
+  const apiKey = newKey(services, 'application');
+  const keyName = name ?? application.name;
+  // An application deleted meanwhile: the foreign key refuses the insert; report it as absent.
+  const inserted = await services.db
+    .insertInto('api_keys')
+    .columns(['id', 'kind', 'tenant_id', 'application_id', 'name', 'key_hash', 'created_at', 'revoked_at'])
+    .expression((eb) =>
+      eb
+        .selectFrom('applications')
+        .select([
+          // Typed casts: PostgreSQL cannot infer a parameter's type inside INSERT … SELECT.
+          sql<string>`cast(${id} as text)`.as('id'),
+          sql<ApiKeyKind>`cast(${'application'} as text)`.as('kind'),
+          'tenant_id',
+          'id as application_id',
+          sql<string>`cast(${keyName} as text)`.as('name'),
+          sql<string>`cast(${hashApiKey(apiKey)} as text)`.as('key_hash'),
+          sql<number>`cast(${services.clock().getTime()} as bigint)`.as('created_at'),
+          sql<null>`cast(null as bigint)`.as('revoked_at'),
+        ])
+        .where('id', '=', application.id),
+    )
+    .executeTakeFirst();
+  if (inserted.numInsertedOrUpdatedRows !== 1n) throw notFound(`application ${appRef}`);
+  await services.audit({ tenantId: tenant.id, actor: actorOf(principal), action: 'application_key.created', target: id, detail: { application_id: application.id, name: keyName } });
+  return { id, api_key: apiKey };
+}
+
+/** Revokes one key of an application: it gets 401 on its next request. */
+export async function revokeApplicationKey(services: Services, principal: Principal, tenant: TenantRow, appRef: string, keyId: string): Promise<void> {
+  const application = await findApplication(services, tenant, appRef);
+  const updated = await services.db
+    .updateTable('api_keys')
+    .set({ revoked_at: services.clock().getTime() })
+    .where('id', '=', keyId)
+    .where('kind', '=', 'application')
+    .where('application_id', '=', application.id)
+    .where('revoked_at', 'is', null)
+    .executeTakeFirst();
+  if (updated.numUpdatedRows !== 1n) {
+    const existing = await services.db.selectFrom('api_keys').select('id').where('id', '=', keyId).where('kind', '=', 'application').where('application_id', '=', application.id).executeTakeFirst();
+    if (existing === undefined) throw notFound(`key ${keyId} of application ${appRef}`);
+    throw new CountersignError('CONFLICT', `key ${keyId} of application ${appRef} is already revoked`);
+  }
+  await services.audit({ tenantId: tenant.id, actor: actorOf(principal), action: 'application_key.revoked', target: keyId, detail: { application_id: application.id } });
+}
+
 /** The principal behind a bearer key, or undefined for an unknown or revoked key. */
 export async function authenticateApiKey(services: Services, key: string): Promise<Principal | undefined> {
   return (await authenticateKey(services, key))?.principal;
@@ -121,7 +282,16 @@ export async function bootstrapFirstAdmin(services: Services): Promise<{ tenant:
   if (anyAdmin !== undefined) return undefined;
   const system: Principal = { kind: 'system' };
   const tenant = await services.db.selectFrom('tenants').select('name').where('name', '=', DEFAULT_TENANT_NAME).executeTakeFirst();
-  if (tenant === undefined) await createTenant(services, system, DEFAULT_TENANT_NAME);
+  if (tenant === undefined) {
+    try {
+      await createTenant(services, system, DEFAULT_TENANT_NAME);
+    } catch (error) {
+      // Several nodes starting at once on a fresh store: another one created it first. Go on.
+      if (!(error instanceof CountersignError && error.code === 'CONFLICT')) throw error;
+    }
+  }
+  // If another node created a first key meanwhile, this one makes a second: both work, and
+  // either can be revoked later (DELETE /v1/admin/admin-keys/{id}).
   const key = await createAdminKey(services, system, null, 'first administrator');
   return { tenant: DEFAULT_TENANT_NAME, apiKey: key.api_key };
 }

@@ -4,6 +4,7 @@ import { normalizeUsername } from '../core/user-fields.js';
 import { CODE_METHOD_TYPES } from '../methods/otp-code.js';
 import { actorOf, type Principal, type Services } from '../services.js';
 import type { ChallengeRow, ChallengeStatus, TenantRow } from '../store/schema.js';
+import { writeTransaction } from '../store/write-transaction.js';
 import { parseIp } from './preauth.js';
 import { tenantSettings } from './tenants.js';
 import { activeCodeMethods, verifyCode } from './verify-code.js';
@@ -67,6 +68,7 @@ export async function createChallenge(services: Services, principal: Principal, 
   const row: ChallengeRow = {
     id: randomUUID(),
     tenant_id: tenant.id,
+    application_id: principal.kind === 'application' ? principal.applicationId : null,
     user_id: user.id,
     // A challenge by type accepts a code from any method of that type; by id, from that one.
     method_id: chosen.length === 1 || method === first?.id ? (first?.id ?? null) : null,
@@ -81,13 +83,35 @@ export async function createChallenge(services: Services, principal: Principal, 
     created_at: now,
     decided_at: null,
   };
-  await services.db.insertInto('challenges').values(row).execute();
+  await writeTransaction(services.db, services.store.dialect, async (trx) => {
+    // Open challenges per user are capped (SECURITY.md RL-04): checked and inserted under the
+    // write lock (SQLite) or the user's row lock (PostgreSQL), so racing creates cannot exceed it.
+    let lock = trx.selectFrom('users').select('id').where('id', '=', user.id);
+    if (services.store.dialect === 'postgres') lock = lock.forUpdate();
+    await lock.execute();
+    const open = await trx
+      .selectFrom('challenges')
+      .select(['expires_at'])
+      .where('user_id', '=', user.id)
+      .where('status', '=', 'pending')
+      .where('expires_at', '>', now)
+      .orderBy('expires_at')
+      .execute();
+    if (open.length >= settings.challenge_max_open) {
+      const retryAfter = Math.max(1, Math.ceil((Number(open[0]?.expires_at ?? now) - now) / 1000));
+      throw new CountersignError('RATE_LIMITED', `the user already has ${settings.challenge_max_open} open challenges; answer one or wait for one to expire`, { retryAfter });
+    }
+    await trx.insertInto('challenges').values(row).execute();
+  });
   await services.audit({ tenantId: tenant.id, actor: actorOf(principal), action: 'challenge.created', target: user.id, detail: { challenge: row.id, type: row.type } });
   return view(row);
 }
 
-async function loadChallenge(services: Services, tenant: TenantRow, id: string): Promise<ChallengeRow> {
-  const row = await services.db.selectFrom('challenges').selectAll().where('id', '=', id).where('tenant_id', '=', tenant.id).executeTakeFirst();
+/** A challenge as its own application sees it; another application's challenge does not exist for it. */
+async function loadChallenge(services: Services, principal: Principal, tenant: TenantRow, id: string): Promise<ChallengeRow> {
+  let query = services.db.selectFrom('challenges').selectAll().where('id', '=', id).where('tenant_id', '=', tenant.id);
+  if (principal.kind === 'application') query = query.where('application_id', '=', principal.applicationId);
+  const row = await query.executeTakeFirst();
   if (row === undefined) throw notFound(`challenge ${id}`);
   return row;
 }
@@ -111,22 +135,22 @@ async function expireIfDue(services: Services, row: ChallengeRow): Promise<Chall
   return row;
 }
 
-export async function getChallenge(services: Services, tenant: TenantRow, id: string, waitSeconds: number, signal?: AbortSignal): Promise<ChallengeView> {
+export async function getChallenge(services: Services, principal: Principal, tenant: TenantRow, id: string, waitSeconds: number, signal?: AbortSignal): Promise<ChallengeView> {
   const deadline = services.clock().getTime() + waitSeconds * 1000;
-  let row = await expireIfDue(services, await loadChallenge(services, tenant, id));
+  let row = await expireIfDue(services, await loadChallenge(services, principal, tenant, id));
   while (row.status === 'pending' && !signal?.aborted) {
     const left = Math.min(deadline, Number(row.expires_at)) - services.clock().getTime();
     if (left <= 0) break;
     // Woken at once by a decision in this process; re-reading each second catches decisions
     // taken by another process on the same store.
     await services.notifier.wait(id, Math.min(left, 1000), signal);
-    row = await expireIfDue(services, await loadChallenge(services, tenant, id));
+    row = await expireIfDue(services, await loadChallenge(services, principal, tenant, id));
   }
   return view(row);
 }
 
 export async function answerChallenge(services: Services, principal: Principal, tenant: TenantRow, id: string, input: { code?: unknown }): Promise<ChallengeView> {
-  let row = await expireIfDue(services, await loadChallenge(services, tenant, id));
+  let row = await expireIfDue(services, await loadChallenge(services, principal, tenant, id));
   if (row.status !== 'pending') throw new CountersignError('CONFLICT', `the challenge is ${row.status}, no longer pending`);
   if (!(CODE_METHOD_TYPES as readonly string[]).includes(row.type)) throw new CountersignError('CONFLICT', `a ${row.type} challenge is not answered with a code`);
   const user = await services.db.selectFrom('users').select('username').where('id', '=', row.user_id).executeTakeFirstOrThrow();
@@ -160,7 +184,7 @@ export async function answerChallenge(services: Services, principal: Principal, 
   } else if (Number(taken.attempts) >= max) {
     await decide(services, row.id, 'failed');
   }
-  row = await loadChallenge(services, tenant, id);
+  row = await loadChallenge(services, principal, tenant, id);
   // Another request approved the challenge meanwhile: this refused code must not read as an
   // approval to its caller (an application checks `status`), so it is answered like a late one.
   if (row.status === 'approved') throw new CountersignError('CONFLICT', 'the challenge was decided by another request');

@@ -6,6 +6,8 @@ import pg from 'pg';
 import { CountersignError } from '../core/errors.js';
 import * as initial from './migrations/001-initial.js';
 import * as notifications from './migrations/002-notifications.js';
+import * as storeMeta from './migrations/003-store-meta.js';
+import * as challengeApplication from './migrations/004-challenge-application.js';
 import type { Database } from './schema.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -22,6 +24,8 @@ export interface Store {
 const MIGRATIONS: Record<string, Migration> = {
   '001-initial': initial,
   '002-notifications': notifications,
+  '003-store-meta': storeMeta,
+  '004-challenge-application': challengeApplication,
 };
 
 /** The names of every migration, in order (what a fully migrated store lists once each). */

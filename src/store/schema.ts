@@ -19,6 +19,7 @@ export interface Database {
   audit_events: AuditEventsTable;
   audit_head: AuditHeadTable;
   notifications: NotificationsTable;
+  store_meta: StoreMetaTable;
 }
 
 export interface TenantsTable {
@@ -141,6 +142,8 @@ export type ChallengeStatus = 'pending' | 'approved' | 'denied' | 'fraud' | 'exp
 export interface ChallengesTable {
   id: string;
   tenant_id: string;
+  /** The application that created it; only that application reads or answers it. */
+  application_id: string | null;
   user_id: string;
   method_id: string | null;
   type: string;
@@ -192,6 +195,12 @@ export interface NotificationsTable {
   detail: string;
   created_at: number;
   sent_at: number | null;
+}
+
+/** Facts about the store itself, by name (`audit_key_check`: see keyring.ts). */
+export interface StoreMetaTable {
+  name: string;
+  value: string;
 }
 
 export type TenantRow = Selectable<TenantsTable>;

@@ -117,10 +117,24 @@ export async function createDataKey(db: Kysely<Database>, keyring: Keyring, now:
  */
 export async function rewrapDataKeys(db: Kysely<Database>, keyring: Keyring): Promise<number> {
   const kek = activeKek(keyring);
+  let ring = keyring;
   return db.transaction().execute(async (trx) => {
+    // The first statement must write. On SQLite (WAL) a transaction that starts with a SELECT
+    // holds a read snapshot, and its first write then fails at once with SQLITE_BUSY_SNAPSHOT if
+    // another process (a server, a second `keys rotate`) committed in between — busy_timeout
+    // does not help. Writing the audit head to itself takes the write lock first (waiting
+    // busy_timeout for others), and on PostgreSQL locks that row, so rewraps run one at a time
+    // and each reads the data keys as the previous one left them. (`... where 1 = 0` would
+    // change no row and take no lock.)
+    await trx.updateTable('audit_head').set((eb) => ({ seq: eb.ref('seq') })).where('id', '=', 1).execute();
     const rows = await trx.selectFrom('data_keys').selectAll().where('kek_id', '!=', kek.id).execute();
     for (const row of rows) {
-      const old = keyring.keks.find((k) => k.id === row.kek_id);
+      let old = ring.keks.find((k) => k.id === row.kek_id);
+      if (old === undefined && ring.source === 'file') {
+        // Wrapped by a KEK that a concurrent `keys rotate` in another process added after ours.
+        ring = reloadKeyring(ring);
+        old = ring.keks.find((k) => k.id === row.kek_id);
+      }
       if (old === undefined) {
         throw new CountersignError('KEY_UNAVAILABLE', `data key ${row.id} is wrapped by ${row.kek_id}, which is not in the keyring`);
       }

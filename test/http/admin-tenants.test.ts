@@ -56,6 +56,7 @@ const DEFAULTS = {
   default_country: 'US',
   challenge_ttl_seconds: 300,
   challenge_max_attempts: 5,
+  challenge_max_open: 10,
 };
 
 describe('tenants', () => {

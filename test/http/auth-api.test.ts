@@ -60,7 +60,7 @@ describe('content types', () => {
       const response = await t.app.inject({ method: 'POST', url: '/v1/verify', headers: { authorization: `Bearer ${t.appKey}`, 'content-type': type }, payload: 'username,code' });
       expect(response.statusCode).toBe(415);
       expect(response.json()).toMatchObject({ error: { code: 'UNSUPPORTED_MEDIA_TYPE' } });
-      expect((response.json() as { error: { message: string } }).error.message).toMatch(/^content-type: /);
+      expect(response.json<{ error: { message: string } }>().error.message).toMatch(/^content-type: /);
     }
     expect((await t.admin('POST', '/v1/admin/users/states?tenant=default', 'username,state\n')).status).toBe(200);
   });
@@ -103,6 +103,29 @@ describe('challenges', () => {
     expect(answers.filter((a) => a.status === 409)).toHaveLength(15);
     expect((await t.api('GET', `/v1/challenges/${created.body.id}`)).body.status).toBe('failed');
     expect((await t.admin('GET', '/v1/admin/users/race@contoso.com?tenant=default')).body.failed_count).toBe(5);
+  });
+
+  it('RL-04: 50 challenges opened at once for one user: exactly challenge_max_open are created, the rest 429 with Retry-After', async () => {
+    await userWithTotp('flood@contoso.com');
+    const opened = await Promise.all(Array.from({ length: 50 }, () => t.app.inject({ method: 'POST', url: '/v1/challenges', headers: { authorization: `Bearer ${t.appKey}` }, payload: { username: 'flood@contoso.com', method: 'totp' } })));
+    expect(opened.filter((r) => r.statusCode === 201)).toHaveLength(10);
+    const refused = opened.filter((r) => r.statusCode === 429);
+    expect(refused).toHaveLength(40);
+    expect(refused[0]?.headers['retry-after']).toBe('300');
+    expect(refused[0]?.json()).toMatchObject({ error: { code: 'RATE_LIMITED' } });
+    t.clock.advance(301_000);
+    expect((await t.api('POST', '/v1/challenges', { username: 'flood@contoso.com', method: 'totp' })).status).toBe(201);
+  });
+
+  it('a challenge belongs to the application that created it: another application of the tenant gets 404', async () => {
+    const { secret } = await userWithTotp('owned@contoso.com');
+    const created = await t.api('POST', '/v1/challenges', { username: 'owned@contoso.com', method: 'totp' });
+    const other = await t.admin('POST', '/v1/admin/applications?tenant=default', { name: 'another app' });
+    const as = (method: 'GET' | 'POST', url: string, payload?: Record<string, unknown>) =>
+      t.app.inject({ method, url, headers: { authorization: `Bearer ${other.body.api_key as string}` }, ...(payload === undefined ? {} : { payload }) });
+    expect((await as('GET', `/v1/challenges/${created.body.id}`)).statusCode).toBe(404);
+    expect((await as('POST', `/v1/challenges/${created.body.id}/answer`, { code: totpAt(secret, t.clock.ms()) })).statusCode).toBe(404);
+    expect((await t.api('GET', `/v1/challenges/${created.body.id}`)).body.status).toBe('pending');
   });
 
   it('a challenge expires', async () => {

@@ -278,11 +278,13 @@ describe('OTP-10: seeds are envelope-encrypted at rest', () => {
 
   it('OTP-10: a key-encryption key from configuration with the right id but another value refuses with KEY_UNAVAILABLE', async () => {
     nextStep();
-    const file = JSON.parse(readFileSync(join(t.location.dataDir, KEYRING_FILE), 'utf8')) as { keks: { id: string }[] };
+    const file = JSON.parse(readFileSync(join(t.location.dataDir, KEYRING_FILE), 'utf8')) as { keks: { id: string }[]; audit_key: string };
+    // The store's own audit key (a foreign one is refused at start: keyring.security.test.ts),
+    // with a KEK of the right id but the wrong value.
     const other = await createTestContext({
       location: t.location,
       clock: t.clock,
-      config: { keys: `${file.keks[0]?.id ?? ''}:${randomBytes(32).toString('base64')}`, auditKey: randomBytes(32).toString('base64') },
+      config: { keys: `${file.keks[0]?.id ?? ''}:${randomBytes(32).toString('base64')}`, auditKey: file.audit_key },
     });
     const otherApp = await buildServer(other.services);
     try {

@@ -1,8 +1,20 @@
 import type { Command } from 'commander';
-import { createAdminKey, createApplication, deleteApplication, listApplications } from '../../flows/api-keys.js';
+import {
+  createAdminKey,
+  createApplication,
+  createApplicationKey,
+  deleteApplication,
+  listAdminKeys,
+  listApplicationKeys,
+  listApplications,
+  revokeAdminKey,
+  revokeApplicationKey,
+} from '../../flows/api-keys.js';
 import { addStoreOptions, CLI, print, tenantOf, withServices, type GlobalOptions } from '../context.js';
 
-type Options = GlobalOptions & { json?: boolean; tenant?: string };
+type Options = GlobalOptions & { json?: boolean; tenant?: string; name?: string };
+
+const revokedNote = (revokedAt: string | null): string => (revokedAt === null ? 'active' : `revoked ${revokedAt}`);
 
 export function registerAppCommands(program: Command): void {
   const app = program.command('app').description('applications (relying parties) and their API keys');
@@ -27,6 +39,35 @@ export function registerAppCommands(program: Command): void {
       }),
   );
 
+  const key = app.command('key').description('the API keys of an application: create another (rotation), list, revoke');
+  addStoreOptions(
+    key
+      .command('create <application>')
+      .description('create a further key for an application (id or name); shown once; older keys stay valid until revoked')
+      .requiredOption('--tenant <tenant>', 'tenant id or name')
+      .option('--name <name>', 'a name for the key (default: the application name)')
+      .option('--json', 'print JSON'),
+  ).action((ref: string, options: Options) =>
+    withServices(options, async (services) => {
+      const created = await createApplicationKey(services, CLI, await tenantOf(services, options.tenant), ref, options.name);
+      print(options.json, created, () => `created key ${created.id} for application ${ref}\nAPI key (shown once): ${created.api_key}`);
+    }),
+  );
+  addStoreOptions(key.command('list <application>').description('list an application’s keys (never the keys themselves)').requiredOption('--tenant <tenant>', 'tenant id or name').option('--json', 'print JSON')).action(
+    (ref: string, options: Options) =>
+      withServices(options, async (services) => {
+        const keys = await listApplicationKeys(services, await tenantOf(services, options.tenant), ref);
+        print(options.json, keys, () => keys.map((k) => `${k.id}  ${k.name}  created ${k.created_at}  ${revokedNote(k.revoked_at)}`).join('\n') || '(no keys)');
+      }),
+  );
+  addStoreOptions(key.command('revoke <application> <key-id>').description('revoke one key of an application').requiredOption('--tenant <tenant>', 'tenant id or name')).action(
+    (ref: string, keyId: string, options: Options) =>
+      withServices(options, async (services) => {
+        await revokeApplicationKey(services, CLI, await tenantOf(services, options.tenant), ref, keyId);
+        print(false, null, () => `revoked key ${keyId} of application ${ref}`);
+      }),
+  );
+
   const adminKey = program.command('admin-key').description('administrator API keys');
   addStoreOptions(adminKey.command('create <name>').description('create an administrator key (every tenant, or only --tenant); shown once').option('--tenant <tenant>', 'limit the key to one tenant').option('--json', 'print JSON')).action(
     (name: string, options: Options) =>
@@ -35,5 +76,17 @@ export function registerAppCommands(program: Command): void {
         const created = await createAdminKey(services, CLI, tenant?.id ?? null, name);
         print(options.json, created, () => `created administrator key ${created.id}${tenant === null ? '' : ` for tenant ${tenant.name}`}\nAPI key (shown once): ${created.api_key}`);
       }),
+  );
+  addStoreOptions(adminKey.command('list').description('list administrator keys (never the keys themselves)').option('--json', 'print JSON')).action((options: Options) =>
+    withServices(options, async (services) => {
+      const keys = await listAdminKeys(services, CLI);
+      print(options.json, keys, () => keys.map((k) => `${k.id}  ${k.name}  ${k.tenant ?? '(every tenant)'}  created ${k.created_at}  ${revokedNote(k.revoked_at)}`).join('\n') || '(no administrator keys)');
+    }),
+  );
+  addStoreOptions(adminKey.command('revoke <id>').description('revoke an administrator key; the last active key for every tenant cannot be revoked')).action((id: string, options: Options) =>
+    withServices(options, async (services) => {
+      await revokeAdminKey(services, CLI, id);
+      print(false, null, () => `revoked administrator key ${id}`);
+    }),
   );
 }

@@ -31,7 +31,7 @@ export function registerKeyCommands(program: Command): void {
   addStoreOptions(keys.command('rotate').description('add a new key-encryption key, re-wrap every data key under it, and start a new data key').option('--json', 'print JSON')).action(
     (options: Options) =>
       withServices(options, async (services) => {
-        const keyring = addKek(services.keyring, services.clock());
+        const keyring = await addKek(services.keyring, services.clock());
         const rewrapped = await rewrapDataKeys(services.db, keyring);
         const dataKey = await createDataKey(services.db, keyring, services.clock());
         const kek = keyring.keks.at(-1)?.id ?? '';
@@ -53,7 +53,7 @@ export function registerKeyCommands(program: Command): void {
     withServices(options, async (services) => {
       const inUse = await services.db.selectFrom('data_keys').select('id').where('kek_id', '=', id).executeTakeFirst();
       if (inUse !== undefined) throw new CountersignError('CONFLICT', `key ${id} still wraps data key ${inUse.id}: run \`countersign keys rewrap\` first`);
-      removeKek(services.keyring, id);
+      await removeKek(services.keyring, id);
       await services.audit({ tenantId: null, actor: 'cli', action: 'keys.retired', target: id });
       print(false, null, () => `retired key-encryption key ${id}`);
     }),

@@ -32,6 +32,7 @@ const Settings = Type.Object({
   default_country: Type.String(),
   challenge_ttl_seconds: Type.Integer(),
   challenge_max_attempts: Type.Integer(),
+  challenge_max_open: Type.Integer(),
 });
 
 export const adminTenantRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {

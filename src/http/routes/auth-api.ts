@@ -101,10 +101,10 @@ export const authApiRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = 
       },
     },
     async (request) => {
-      const { tenant } = await context(request);
+      const { principal, tenant } = await context(request);
       const abort = new AbortController();
       request.raw.once('close', () => abort.abort());
-      return getChallenge(services, tenant, request.params.id, request.query.wait ?? 0, abort.signal);
+      return getChallenge(services, principal, tenant, request.params.id, request.query.wait ?? 0, abort.signal);
     },
   );
 
