@@ -160,7 +160,7 @@ describe('countersign token (CLI)', () => {
       expect(await cli(['token', 'import', '--tenant', 'acme', figure6])).toEqual({
         code: 1,
         stdout: '',
-        stderr: 'countersign: the file is encrypted with a pre-shared key (RFC 6030 §6.1): a pre-shared key is required: give it with --psk HEX\n',
+        stderr: 'countersign: the file is encrypted with a pre-shared key (RFC 6030 §6.1): a pre-shared key is required: give it with --psk-file FILE (or --psk HEX)\n',
       });
       expect(await cli(['token', 'import', '--tenant', 'acme', figure6, '--psk', '12345678901234567890123456789012'])).toEqual({
         code: 0,

@@ -48,10 +48,27 @@ export interface UserInput {
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(Number(ms)).toISOString());
 
 export async function viewUser(db: Kysely<Database>, row: UserRow, nowMs: number): Promise<UserView> {
-  const [phones, groups] = await Promise.all([
-    db.selectFrom('user_phones').select(['type', 'number']).where('user_id', '=', row.id).orderBy('type').execute(),
-    db.selectFrom('user_groups').select('name').where('user_id', '=', row.id).orderBy('name').execute(),
+  const [view] = await viewUsers(db, [row], nowMs);
+  if (view === undefined) throw notFound(`user ${row.id}`);
+  return view;
+}
+
+/** Views of many users with their phones and groups read in two queries, not two per user. */
+export async function viewUsers(db: Kysely<Database>, rows: readonly UserRow[], nowMs: number): Promise<UserView[]> {
+  if (rows.length === 0) return [];
+  const ids = rows.map((r) => r.id);
+  const [phoneRows, groupRows] = await Promise.all([
+    db.selectFrom('user_phones').select(['user_id', 'type', 'number']).where('user_id', 'in', ids).orderBy('type').execute(),
+    db.selectFrom('user_groups').select(['user_id', 'name']).where('user_id', 'in', ids).orderBy('name').execute(),
   ]);
+  const phones = new Map<string, UserView['phones']>();
+  for (const p of phoneRows) phones.set(p.user_id, [...(phones.get(p.user_id) ?? []), { type: p.type, number: p.number }]);
+  const groups = new Map<string, string[]>();
+  for (const g of groupRows) groups.set(g.user_id, [...(groups.get(g.user_id) ?? []), g.name]);
+  return rows.map((row) => viewOf(row, phones.get(row.id) ?? [], groups.get(row.id) ?? [], nowMs));
+}
+
+function viewOf(row: UserRow, phones: UserView['phones'], groups: string[], nowMs: number): UserView {
   const locked = row.locked_until !== null && Number(row.locked_until) > nowMs;
   return {
     id: row.id,
@@ -59,7 +76,7 @@ export async function viewUser(db: Kysely<Database>, row: UserRow, nowMs: number
     display_name: row.display_name,
     email: row.email,
     phones,
-    groups: groups.map((g) => g.name),
+    groups,
     mfa_state: row.mfa_state,
     status: row.status === 'blocked' ? 'blocked' : locked ? 'locked_out' : 'active',
     blocked_reason: row.blocked_reason,
@@ -217,7 +234,7 @@ export async function listUsers(services: Services, tenant: TenantRow, options: 
   const page = rows.slice(0, options.limit);
   const now = services.clock().getTime();
   return {
-    users: await Promise.all(page.map((r) => viewUser(services.db, r, now))),
+    users: await viewUsers(services.db, page, now),
     next_cursor: rows.length > options.limit ? (page.at(-1)?.username ?? null) : null,
   };
 }

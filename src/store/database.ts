@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
 import { Kysely, Migrator, PostgresDialect, SqliteDialect, type Migration, type MigrationProvider, type SqliteDatabase as SqliteDialectDatabase } from 'kysely';
@@ -69,6 +69,9 @@ function openSqlite(dataDir: string): { store: Store; exclusively: Exclusively }
   mkdirSync(dataDir, { recursive: true, mode: 0o700 });
   const file = join(dataDir, 'countersign.db');
   const sqlite = new SqliteDatabase(file);
+  // The file holds users' emails, phones and sealed seeds: readable by the service account only
+  // (SQLite gives its -wal and -shm files the same mode).
+  chmodSync(file, 0o600);
   // WAL lets a CLI and a running server share the file; busy_timeout makes a writer wait for
   // another process's transaction instead of failing at once.
   sqlite.pragma('journal_mode = WAL');

@@ -13,10 +13,12 @@ export function registerTokenCommands(program: Command): void {
     token
       .command('import <file>')
       .description('import tokens from the Azure CSV (upn,serial number,secret key,time interval,manufacturer,model) or a PSKC file')
-      .option('--psk <hex>', 'pre-shared AES key of an encrypted PSKC file, in hex')
+      .option('--psk <hex>', 'pre-shared AES key of an encrypted PSKC file, in hex (visible to other users of this machine: prefer --psk-file)')
+      .option('--psk-file <file>', 'file holding the pre-shared AES key in hex')
       .option('--password-file <file>', 'file holding the password of a PBKDF2-protected PSKC file'),
-  ).action((file: string, options: Options & { psk?: string; passwordFile?: string }) =>
+  ).action((file: string, options: Options & { psk?: string; pskFile?: string; passwordFile?: string }) =>
     withServices(options, async (services) => {
+      if (options.pskFile !== undefined) options.psk = readInputFile(options.pskFile).trim();
       if (options.psk !== undefined && !/^([0-9a-fA-F]{2}){16,32}$/.test(options.psk)) throw new CountersignError('INVALID_INPUT', '--psk: must be the key in hex (32 hex digits for AES-128)');
       const keys = {
         ...(options.psk === undefined ? {} : { preSharedKey: Buffer.from(options.psk, 'hex') }),
@@ -24,7 +26,7 @@ export function registerTokenCommands(program: Command): void {
       };
       const tenant = await tenantOf(services, options.tenant);
       const report = await importTokens(services, CLI, tenant, readInputFile(file), keys).catch((error: unknown) => {
-        throw withKeyHint(error, 'give it with --psk HEX', 'give it with --password-file FILE');
+        throw withKeyHint(error, 'give it with --psk-file FILE (or --psk HEX)', 'give it with --password-file FILE');
       });
       print(options.json, report, () =>
         [
