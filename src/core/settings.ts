@@ -82,8 +82,15 @@ export function applySettingsChange(current: TenantSettings, change: Record<stri
 
 /** Reads stored settings, filling defaults for settings added since they were written. */
 export function parseStoredSettings(json: string): TenantSettings {
+  // Every request reads its tenant's settings; the same text gives the same frozen object.
+  const cached = parsed.get(json);
+  if (cached !== undefined) return cached;
   const stored = JSON.parse(json) as Record<string, unknown>;
   const known = Object.fromEntries(Object.entries(stored).filter(([k]) => Object.hasOwn(DEFAULT_SETTINGS, k)));
-  const merged: TenantSettings = { ...DEFAULT_SETTINGS, ...known };
-  return Object.freeze(merged);
+  const merged: TenantSettings = Object.freeze({ ...DEFAULT_SETTINGS, ...known, allowed_methods: Object.freeze([...((known['allowed_methods'] as MethodTypeName[] | undefined) ?? DEFAULT_SETTINGS.allowed_methods)]) as MethodTypeName[] });
+  if (parsed.size >= 1000) parsed.clear();
+  parsed.set(json, merged);
+  return merged;
 }
+
+const parsed = new Map<string, TenantSettings>();
