@@ -18,6 +18,7 @@ import {
   type RefusedEntry,
   type TokenFileResult,
 } from './token-file.js';
+import { attr, children, decodeBase64, hasElement, isNode, nonEmpty, one, parseCount, Refusal, text, type XmlNode } from './xml-nodes.js';
 
 export interface PskcKeys {
   /** The pre-shared AES key (§6.1), e.g. 16 bytes for aes128-cbc. */
@@ -47,11 +48,6 @@ const PBKDF2_URI = 'http://www.rsasecurity.com/rsalabs/pkcs/schemas/pkcs-5v2-0#p
 /** Bounds the time an uploaded file can block the event loop deriving a key (pbkdf2Sync). */
 const MAX_PBKDF2_ITERATIONS = 1_000_000;
 const AES_BLOCK = 16;
-
-type XmlNode = Record<string, unknown>;
-
-/** A reason to refuse one KeyPackage (the rest of the file still imports). */
-class Refusal extends Error {}
 
 interface FileProtection {
   keySource: 'pre-shared key' | 'password';
@@ -348,62 +344,6 @@ function readPlainInteger(node: unknown, field: string): number | null {
   const value = parseCount(text(one(node, 'PlainValue')));
   if (value === null) throw new Refusal(`${field} is not a non-negative integer`);
   return value;
-}
-
-// --- small readers over fast-xml-parser's output ------------------------------------------
-
-function isNode(value: unknown): value is XmlNode {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function children(node: unknown, name: string): unknown[] {
-  if (!isNode(node)) return [];
-  const value = node[name];
-  if (value === undefined) return [];
-  return Array.isArray(value) ? value : [value];
-}
-
-/** The single child `name`; a repeated one is ambiguous and refused rather than guessed. */
-function one(node: unknown, name: string): XmlNode | string | undefined {
-  const found = children(node, name);
-  if (found.length > 1) throw new Refusal(`${name} appears more than once`);
-  const value = found[0];
-  return isNode(value) || typeof value === 'string' ? value : undefined;
-}
-
-function text(node: unknown): string | null {
-  if (typeof node === 'string') return node;
-  if (isNode(node)) return typeof node['#text'] === 'string' ? node['#text'] : '';
-  return null;
-}
-
-function attr(node: unknown, name: string): string | null {
-  if (!isNode(node)) return null;
-  const value = node[`@_${name}`];
-  return typeof value === 'string' ? value.trim() : null;
-}
-
-function nonEmpty(value: string | null): string | null {
-  return value === null || value === '' ? null : value;
-}
-
-function parseCount(value: string | null): number | null {
-  if (value === null || !/^\d{1,15}$/.test(value)) return null;
-  return Number(value);
-}
-
-/** Strict RFC 4648 §4 base64, whitespace allowed (XML wraps long values). */
-function decodeBase64(value: string | null): Buffer | null {
-  if (value === null) return null;
-  const compact = value.replace(/\s+/g, '');
-  if (compact === '' || !/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(compact)) return null;
-  return Buffer.from(compact, 'base64');
-}
-
-function hasElement(value: unknown, name: string): boolean {
-  if (Array.isArray(value)) return value.some((item) => hasElement(item, name));
-  if (!isNode(value)) return false;
-  return Object.entries(value).some(([key, child]) => key === name || hasElement(child, name));
 }
 
 /** Runs a file-level step: what would refuse one package makes the whole file unreadable. */
