@@ -35,13 +35,8 @@ async function raw(method: 'POST' | 'PATCH', url: string, contentType: string, p
 
 const plain = ({ status, body }: Reply) => ({ status, body });
 
-async function countUsers(tenantId: string): Promise<number> {
-  const { n } = await t.services.db
-    .selectFrom('users')
-    .select((eb) => eb.fn.countAll<number>().as('n'))
-    .where('tenant_id', '=', tenantId)
-    .executeTakeFirstOrThrow();
-  return Number(n);
+function countUsers(tenantId: string): Promise<number> {
+  return t.countUsers(tenantId);
 }
 
 const error = (status: number, code: string, message: string) => ({ status, body: { error: { code, message } } });

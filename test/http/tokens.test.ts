@@ -56,13 +56,7 @@ async function verify(username: string, code: string, key = t.appKey): Promise<u
 }
 
 async function importXml(xml: string, headers: Record<string, string> = {}, tenant = 'default'): ReturnType<TestApp['admin']> {
-  const response = await t.app.inject({
-    method: 'POST',
-    url: `/v1/admin/tokens/import?tenant=${tenant}`,
-    headers: { authorization: `Bearer ${t.adminKey}`, 'content-type': 'application/xml', ...headers },
-    payload: xml,
-  });
-  return { status: response.statusCode, body: response.json<unknown>() };
+  return t.upload(`/v1/admin/tokens/import?tenant=${tenant}`, xml, 'application/xml', headers);
 }
 
 async function tokenSerials(tenant = 'default'): Promise<string[]> {

@@ -45,13 +45,7 @@ async function runCli(app: TestApp, args: string[]): Promise<{ code: number; std
 }
 
 async function importTokens(t: TestApp, body: string, contentType: string, headers: Record<string, string> = {}): Promise<Reply> {
-  const response = await t.app.inject({
-    method: 'POST',
-    url: '/v1/admin/tokens/import?tenant=default',
-    headers: { authorization: `Bearer ${t.adminKey}`, 'content-type': contentType, ...headers },
-    payload: body,
-  });
-  return { status: response.statusCode, body: response.json() };
+  return t.upload('/v1/admin/tokens/import?tenant=default', body, contentType, headers);
 }
 
 describe('LOG-03: the audit log is tamper-evident', () => {

@@ -47,13 +47,7 @@ const seeds: { name: string; bytes: Buffer }[] = [];
 const base32 = (bytes: Uint8Array): string => new Secret({ buffer: Uint8Array.from(bytes).buffer }).base32;
 
 async function importTokens(body: string, contentType: string, headers: Record<string, string> = {}): Promise<Reply> {
-  const response = await t.app.inject({
-    method: 'POST',
-    url: '/v1/admin/tokens/import?tenant=default',
-    headers: { authorization: `Bearer ${t.adminKey}`, 'content-type': contentType, ...headers },
-    payload: body,
-  });
-  return { status: response.statusCode, body: response.json() };
+  return t.upload('/v1/admin/tokens/import?tenant=default', body, contentType, headers);
 }
 
 async function createUser(username: string): Promise<string> {

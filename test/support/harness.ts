@@ -125,6 +125,10 @@ export interface TestApp extends TestContext {
   appKey: string;
   admin(method: 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE', url: string, body?: unknown): Promise<{ status: number; body: any }>;
   api(method: 'GET' | 'POST', url: string, body?: unknown): Promise<{ status: number; body: any }>;
+  /** A file body (CSV, PSKC) with its content type, as an administrator. */
+  upload(url: string, body: string, contentType: string, headers?: Record<string, string>): Promise<{ status: number; body: any }>;
+  /** How many users a tenant has, read from the store. */
+  countUsers(tenantId: string): Promise<number>;
 }
 
 /** A server with the default tenant, an administrator key and an application, ready for inject(). */
@@ -152,6 +156,14 @@ export async function createTestApp(options: Parameters<typeof createTestContext
     appKey: application.api_key,
     admin: call(first.apiKey),
     api: call(application.api_key),
+    upload: async (url, body, contentType, headers = {}) => {
+      const response = await app.inject({ method: 'POST', url, headers: { authorization: `Bearer ${first.apiKey}`, 'content-type': contentType, ...headers }, payload: body });
+      return { status: response.statusCode, body: response.json() };
+    },
+    countUsers: async (tenantId) => {
+      const { n } = await context.services.db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).where('tenant_id', '=', tenantId).executeTakeFirstOrThrow();
+      return Number(n);
+    },
     close: async () => {
       await app.close();
       await context.close();
