@@ -3,8 +3,8 @@ import pino, { type Logger } from 'pino';
 import type { Config } from './config.js';
 import { createMemoryNotifier } from './flows/challenge-notifier.js';
 import type { Services } from './services.js';
-import { createAuditWriter } from './store/audit-log.js';
 import { openStore } from './store/database.js';
+import { createGroupCommit } from './store/group-commit.js';
 import { openKeyring } from './store/keyring.js';
 import { createSecretBox } from './store/secret-box.js';
 
@@ -43,7 +43,7 @@ export async function createServices(config: Config, options: AppOptions = {}): 
   try {
     const db = store.db;
     const keyring = await openKeyring(db, { dataDir: config.dataDir, keys: config.keys, auditKey: config.auditKey, now: clock(), storeLocation: store.location });
-    const appendAudit = createAuditWriter(db, keyring.auditKey);
+    const writes = createGroupCommit(store, keyring.auditKey, clock);
     return {
       config,
       store,
@@ -54,9 +54,8 @@ export async function createServices(config: Config, options: AppOptions = {}): 
       random: options.random ?? randomBytes,
       log,
       notifier: createMemoryNotifier(),
-      async audit(entry) {
-        await appendAudit(entry, clock());
-      },
+      writes,
+      audit: (entry) => writes.audit(entry),
     };
   } catch (error) {
     await store.close();

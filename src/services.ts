@@ -3,6 +3,7 @@ import type { Logger } from 'pino';
 import type { Config } from './config.js';
 import type { AuditEntry } from './store/audit-log.js';
 import type { Store } from './store/database.js';
+import type { GroupCommit } from './store/group-commit.js';
 import type { Keyring } from './store/keyring.js';
 import type { Database } from './store/schema.js';
 import type { SecretBox } from './store/secret-box.js';
@@ -23,6 +24,8 @@ export interface Services {
   readonly random: (bytes: number) => Buffer;
   readonly log: Logger;
   readonly notifier: ChallengeNotifier;
+  /** Short write transactions committed together with their audit records (group commit). */
+  readonly writes: GroupCommit;
   audit(entry: AuditEntry): Promise<void>;
 }
 

@@ -2,6 +2,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { sql, type Selectable } from 'kysely';
 import { CountersignError, invalidInput, notFound } from '../core/errors.js';
 import { actorOf, type Principal, type Services } from '../services.js';
+import { preparedQuery } from '../store/prepared-query.js';
 import type { ApiKeyKind, ApplicationsTable, TenantRow } from '../store/schema.js';
 import { createTenant, DEFAULT_TENANT_NAME } from './tenants.js';
 
@@ -256,12 +257,7 @@ export async function authenticateApiKey(services: Services, key: string): Promi
  */
 export async function authenticateKey(services: Services, key: string): Promise<{ principal: Principal; tenant: TenantRow | undefined } | undefined> {
   if (!/^cs[ak]_[A-Za-z0-9_-]{43}$/.test(key)) return undefined;
-  const row = await services.db
-    .selectFrom('api_keys')
-    .leftJoin('tenants', 'tenants.id', 'api_keys.tenant_id')
-    .select(['api_keys.id', 'api_keys.kind', 'api_keys.tenant_id', 'api_keys.application_id', 'api_keys.revoked_at', 'tenants.name', 'tenants.settings', 'tenants.created_at'])
-    .where('api_keys.key_hash', '=', hashApiKey(key))
-    .executeTakeFirst();
+  const [row] = (await keyWithTenant(services.db, hashApiKey(key))).rows;
   if (row === undefined || row.revoked_at !== null) return undefined;
   const tenant: TenantRow | undefined =
     row.tenant_id === null || row.name === null || row.settings === null || row.created_at === null
@@ -271,6 +267,14 @@ export async function authenticateKey(services: Services, key: string): Promise<
   if (row.application_id === null || tenant === undefined) return undefined;
   return { principal: { kind: 'application', keyId: row.id, applicationId: row.application_id, tenantId: tenant.id }, tenant };
 }
+
+const keyWithTenant = preparedQuery((db, keyHash: string) =>
+  db
+    .selectFrom('api_keys')
+    .leftJoin('tenants', 'tenants.id', 'api_keys.tenant_id')
+    .select(['api_keys.id', 'api_keys.kind', 'api_keys.tenant_id', 'api_keys.application_id', 'api_keys.revoked_at', 'tenants.name', 'tenants.settings', 'tenants.created_at'])
+    .where('api_keys.key_hash', '=', keyHash),
+);
 
 /**
  * First start (SPEC Targets): when no administrator key exists, create the default tenant and

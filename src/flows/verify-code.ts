@@ -3,8 +3,10 @@ import { normalizeUsername } from '../core/user-fields.js';
 
 import { CODE_METHOD_TYPES, CODE_PATTERN, matchMethodCode, normalizeCode } from '../methods/otp-code.js';
 import { actorOf, type Principal, type Services } from '../services.js';
+import type { Kysely } from 'kysely';
 import { consumeOtpCounter, reserveAttempt } from '../store/attempts.js';
-import type { MethodRow, TenantRow } from '../store/schema.js';
+import { preparedQuery } from '../store/prepared-query.js';
+import type { Database, MethodRow, TenantRow } from '../store/schema.js';
 import { queueUserNotification } from './notifications.js';
 import { tenantSettings } from './tenants.js';
 
@@ -67,51 +69,55 @@ export async function verifyCode(services: Services, principal: Principal, tenan
     if (match.result !== 'no_match') matches.push({ method, counter: match.counter, replay: match.result === 'replay' });
   }
 
-  // One transaction (one commit): reserve the attempt against the lockout counter, consume the
-  // matched step, clear the counter on success. Each step is an atomic statement of its own.
+  // One transaction (one commit, shared with the other requests of this moment on SQLite):
+  // reserve the attempt against the lockout counter, consume the matched step, clear the
+  // counter on success, and record the decision in the audit log. Each step is an atomic
+  // statement of its own.
   const policy = { threshold: settings.lockout_threshold, resetMinutes: settings.lockout_reset_minutes, lockoutMinutes: settings.lockout_minutes };
   const expectSuccess = matches.some((m) => !m.replay);
-  const decision = await services.db.transaction().execute(async (trx) => {
-    const first = await reserveAttempt(trx, tenant.id, username, policy, now, expectSuccess ? 'success' : 'failure');
-    if (!first.reserved) return { reservation: first, approved: undefined, replayed: undefined };
+  const outcome = await services.writes.run(async (db, record): Promise<VerifyOutcome & { replayedMethod?: MethodRow }> => {
+    const first = await reserveAttempt(db, tenant.id, username, policy, now, expectSuccess ? 'success' : 'failure');
+    if (!first.reserved) {
+      const reason = await whyRefused(db, tenant.id, username, now);
+      record({ ...auditBase, action: 'verification.denied', target: methods[0]?.user_id ?? null, detail: { ...detailBase, reason } });
+      return { result: 'denied', reason };
+    }
     let replayed: MethodRow | undefined;
     for (const match of matches) {
-      if (!match.replay && (await consumeOtpCounter(trx, match.method.id, match.counter, now, { userId: first.user.id }))) {
-        return { reservation: first, approved: match.method, replayed };
+      if (!match.replay && (await consumeOtpCounter(db, match.method.id, match.counter, now, { userId: first.user.id }))) {
+        record({ ...auditBase, action: 'verification.approved', target: first.user.id, detail: { ...detailBase, method: match.method.id } });
+        return { result: 'approved', reason: 'approved', user: first.user, methodId: match.method.id };
       }
       // Valid once, already used (or consumed a moment ago by a concurrent request): OTP-01, OTP-09.
       replayed = match.method;
     }
     // Expected to succeed but lost the step to a racing request: the attempt counts as a failure.
-    const reservation = expectSuccess ? await reserveAttempt(trx, tenant.id, username, policy, now, 'failure') : first;
-    return { reservation, approved: undefined, replayed };
+    const reservation = expectSuccess ? await reserveAttempt(db, tenant.id, username, policy, now, 'failure') : first;
+    if (!reservation.reserved) {
+      // Locked or blocked by a racing request meanwhile (PostgreSQL runs them side by side).
+      const reason = await whyRefused(db, tenant.id, username, now);
+      record({ ...auditBase, action: 'verification.denied', target: first.user.id, detail: { ...detailBase, reason } });
+      return { result: 'denied', reason };
+    }
+    const user = reservation.user;
+    if (replayed !== undefined) record({ ...auditBase, action: 'otp.replay', target: user.id, detail: { ...detailBase, method: replayed.id } });
+    record({ ...auditBase, action: 'verification.denied', target: user.id, detail: { ...detailBase, reason: 'invalid_code' } });
+    if (reservation.lockedNow) {
+      record({ ...auditBase, action: 'user.locked_out', target: user.id, detail: { threshold: settings.lockout_threshold } });
+    }
+    return { result: 'denied', reason: 'invalid_code', user, ...(replayed === undefined ? {} : { replayed: true, replayedMethod: replayed }) };
   });
 
-  const { reservation, approved, replayed } = decision;
-  if (!reservation.reserved) {
-    const reason = await whyRefused(services, tenant.id, username, now);
-    await services.audit({ ...auditBase, action: 'verification.denied', target: methods[0]?.user_id ?? null, detail: { ...detailBase, reason } });
-    return { result: 'denied', reason };
-  }
-  const user = reservation.user;
-  if (approved !== undefined) {
-    await services.audit({ ...auditBase, action: 'verification.approved', target: user.id, detail: { ...detailBase, method: approved.id } });
-    return { result: 'approved', reason: 'approved', user, methodId: approved.id };
-  }
-  if (replayed !== undefined) {
-    await services.audit({ ...auditBase, action: 'otp.replay', target: user.id, detail: { ...detailBase, method: replayed.id } });
+  const { replayedMethod, ...result } = outcome;
+  if (replayedMethod !== undefined && result.user !== undefined) {
     // OTP-09: the holder is told that a code of theirs was used again.
-    await queueUserNotification(services, tenant, user.id, 'otp_replay', { method: replayed.id, ip: request.ip ?? null, at: new Date(now).toISOString() });
+    await queueUserNotification(services, tenant, result.user.id, 'otp_replay', { method: replayedMethod.id, ip: request.ip ?? null, at: new Date(now).toISOString() });
   }
-  await services.audit({ ...auditBase, action: 'verification.denied', target: user.id, detail: { ...detailBase, reason: 'invalid_code' } });
-  if (reservation.lockedNow) {
-    await services.audit({ ...auditBase, action: 'user.locked_out', target: user.id, detail: { threshold: settings.lockout_threshold } });
-  }
-  return { result: 'denied', reason: 'invalid_code', user, ...(replayed === undefined ? {} : { replayed: true }) };
+  return result;
 }
 
-async function whyRefused(services: Services, tenantId: string, username: string, now: number): Promise<VerifyReason> {
-  const user = await services.db.selectFrom('users').select(['status', 'blocked_until', 'locked_until']).where('tenant_id', '=', tenantId).where('username', '=', username).executeTakeFirst();
+async function whyRefused(db: Kysely<Database>, tenantId: string, username: string, now: number): Promise<VerifyReason> {
+  const user = await db.selectFrom('users').select(['status', 'blocked_until', 'locked_until']).where('tenant_id', '=', tenantId).where('username', '=', username).executeTakeFirst();
   if (user === undefined) return 'invalid_code';
   if (user.status === 'blocked' && (user.blocked_until === null || Number(user.blocked_until) > now)) return 'blocked';
   return 'locked_out';
@@ -132,16 +138,19 @@ export async function activeCodeMethods(
   const allowed = tenantSettings(tenant).allowed_methods;
   const types = CODE_METHOD_TYPES.filter((t) => allowed.includes(t));
   if (types.length === 0) return [];
-  let query = services.db
+  const { rows } = 'id' in user ? await activeMethodsById(services.db, user.id) : await activeMethodsByName(services.db, user.tenantId, user.username);
+  return rows.filter((m) => (types as readonly string[]).includes(m.type) && (only === undefined || only.includes(m.id)));
+}
+
+// A user has a handful of methods: they are read in one prepared query and filtered here.
+const activeMethods = (db: Kysely<Database>) =>
+  db
     .selectFrom('methods')
     .innerJoin('users', 'users.id', 'methods.user_id')
     .selectAll('methods')
     .where('methods.status', '=', 'active')
-    .where('methods.type', 'in', types)
     .orderBy('methods.is_default', 'desc')
     .orderBy('methods.created_at')
     .orderBy('methods.id');
-  query = 'id' in user ? query.where('users.id', '=', user.id) : query.where('users.tenant_id', '=', user.tenantId).where('users.username', '=', user.username);
-  if (only !== undefined) query = query.where('methods.id', 'in', only.length > 0 ? [...only] : ['']);
-  return query.execute();
-}
+const activeMethodsById = preparedQuery((db, userId: string) => activeMethods(db).where('users.id', '=', userId));
+const activeMethodsByName = preparedQuery((db, tenantId: string, username: string) => activeMethods(db).where('users.tenant_id', '=', tenantId).where('users.username', '=', username));

@@ -1,4 +1,5 @@
-import { sql, type Kysely } from 'kysely';
+import { sql, type Kysely, type UpdateQueryBuilder, type UpdateResult } from 'kysely';
+import { preparedQuery } from './prepared-query.js';
 import type { Database } from './schema.js';
 
 /**
@@ -32,29 +33,46 @@ export async function reserveAttempt(
   nowMs: number,
   outcome: 'failure' | 'success' = 'failure',
 ): Promise<Reservation> {
-  // Parameters are cast so PostgreSQL knows their type inside CASE (SQLite accepts the same).
-  const int = (value: number) => sql<number>`cast(${value} as bigint)`;
-  const resetBefore = int(nowMs - policy.resetMinutes * 60_000);
-  const fresh = sql<boolean>`(failed_since is null or failed_since <= ${resetBefore})`;
-  const count = sql<number>`(case when ${fresh} then 1 else failed_count + 1 end)`;
-  const reachesThreshold = sql<boolean>`${count} >= ${int(policy.threshold)}`;
-  const row = await db
-    .updateTable('users')
-    .set(outcome === 'success' ? { failed_count: 0, failed_since: null, locked_until: null } : {
-      // Reaching the threshold locks the user and starts a new count for after the lockout.
-      failed_count: sql<number>`case when ${reachesThreshold} then 0 else ${count} end`,
-      failed_since: sql<number | null>`case when ${reachesThreshold} then null when ${fresh} then ${int(nowMs)} else failed_since end`,
-      locked_until: sql<number | null>`case when ${reachesThreshold} then ${int(nowMs + policy.lockoutMinutes * 60_000)} else null end`,
-    })
-    .where('tenant_id', '=', tenantId)
-    .where('username', '=', username)
-    .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', nowMs)]))
-    .where((eb) => eb.or([eb('status', '=', 'active'), eb('blocked_until', '<=', nowMs)]))
-    .returning(['id', 'failed_count', 'locked_until'])
-    .executeTakeFirst();
+  const result =
+    outcome === 'success'
+      ? await reserveSuccess(db, tenantId, username, nowMs)
+      : await reserveFailure(db, tenantId, username, nowMs, nowMs - policy.resetMinutes * 60_000, policy.threshold, nowMs + policy.lockoutMinutes * 60_000);
+  const row = result.rows[0];
   if (row === undefined) return { reserved: false };
   return { reserved: true, user: { id: row.id, failed_count: Number(row.failed_count), locked_until: row.locked_until === null ? null : Number(row.locked_until) }, lockedNow: row.locked_until !== null };
 }
+
+// Parameters are cast so PostgreSQL knows their type inside CASE (SQLite accepts the same).
+const int = (value: number) => sql<number>`cast(${value} as bigint)`;
+
+/** The user may answer now: not locked (or the lockout is over), and active (or the block is over). */
+function mayAnswer(query: UpdateQueryBuilder<Database, 'users', 'users', UpdateResult>, nowMs: number) {
+  return query
+    .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', nowMs)]))
+    .where((eb) => eb.or([eb('status', '=', 'active'), eb('blocked_until', '<=', nowMs)]));
+}
+
+const reserveFailure = preparedQuery((db, tenantId: string, username: string, nowMs: number, resetBefore: number, threshold: number, lockUntil: number) => {
+  const fresh = sql<boolean>`(failed_since is null or failed_since <= ${int(resetBefore)})`;
+  const count = sql<number>`(case when ${fresh} then 1 else failed_count + 1 end)`;
+  const reachesThreshold = sql<boolean>`${count} >= ${int(threshold)}`;
+  const update = db
+    .updateTable('users')
+    .set({
+      // Reaching the threshold locks the user and starts a new count for after the lockout.
+      failed_count: sql<number>`case when ${reachesThreshold} then 0 else ${count} end`,
+      failed_since: sql<number | null>`case when ${reachesThreshold} then null when ${fresh} then ${int(nowMs)} else failed_since end`,
+      locked_until: sql<number | null>`case when ${reachesThreshold} then ${int(lockUntil)} else null end`,
+    })
+    .where('tenant_id', '=', tenantId)
+    .where('username', '=', username);
+  return mayAnswer(update, nowMs).returning(['id', 'failed_count', 'locked_until']);
+});
+
+const reserveSuccess = preparedQuery((db, tenantId: string, username: string, nowMs: number) => {
+  const update = db.updateTable('users').set({ failed_count: 0, failed_since: null, locked_until: null }).where('tenant_id', '=', tenantId).where('username', '=', username);
+  return mayAnswer(update, nowMs).returning(['id', 'failed_count', 'locked_until']);
+});
 
 /**
  * Consumes an OTP counter or time step (SECURITY.md OTP-01, OTP-02): the replay check and the
@@ -62,10 +80,16 @@ export async function reserveAttempt(
  * one sees a row changed. Returns whether this call consumed it.
  */
 export async function consumeOtpCounter(db: Kysely<Database>, methodId: string, counter: number, nowMs: number, owner?: { userId: string }): Promise<boolean> {
-  let query = db.updateTable('methods').set({ counter: counter + 1, last_used_at: nowMs }).where('id', '=', methodId).where('counter', '<=', counter);
   // At sign-in the method must still be the user's and active at this very moment: a token
   // unassigned or a method removed while the code was being checked does not approve (BND-02).
-  if (owner !== undefined) query = query.where('user_id', '=', owner.userId).where('status', '=', 'active');
-  const result = await query.executeTakeFirst();
-  return result.numUpdatedRows === 1n;
+  const result = owner === undefined ? await consumeCounter(db, methodId, counter, counter + 1, nowMs) : await consumeOwnedCounter(db, methodId, counter, counter + 1, nowMs, owner.userId);
+  return result.numAffectedRows === 1n;
 }
+
+const consumeCounter = preparedQuery((db, methodId: string, counter: number, next: number, nowMs: number) =>
+  db.updateTable('methods').set({ counter: next, last_used_at: nowMs }).where('id', '=', methodId).where('counter', '<=', counter),
+);
+
+const consumeOwnedCounter = preparedQuery((db, methodId: string, counter: number, next: number, nowMs: number, userId: string) =>
+  db.updateTable('methods').set({ counter: next, last_used_at: nowMs }).where('id', '=', methodId).where('counter', '<=', counter).where('user_id', '=', userId).where('status', '=', 'active'),
+);

@@ -44,28 +44,39 @@ export async function appendAudit(db: Kysely<Database>, key: Buffer, entry: Audi
   return seq ?? 0;
 }
 
-async function appendBatch(db: Kysely<Database>, key: Buffer, batch: readonly { entry: AuditEntry; at: number }[]): Promise<number[]> {
-  return db.transaction().execute(async (trx) => {
-    // Writing the head first takes the write lock at once (SQLite) or the row lock (PostgreSQL),
-    // so concurrent appenders, in this process or another, queue here and the chain never forks.
-    const head = await trx
-      .updateTable('audit_head')
-      .set((eb) => ({ seq: eb('seq', '+', batch.length) }))
-      .where('id', '=', 1)
-      .returning(['seq', 'hash'])
-      .executeTakeFirstOrThrow();
-    let seq = Number(head.seq) - batch.length;
-    let prevHash = head.hash;
-    const rows = batch.map(({ entry, at }) => {
-      seq++;
-      const row = { seq, at, tenant_id: entry.tenantId, actor: entry.actor, action: entry.action, target: entry.target, detail: JSON.stringify(entry.detail ?? {}), prev_hash: prevHash };
-      prevHash = recordHash(key, row);
-      return { ...row, hash: prevHash };
-    });
-    for (let i = 0; i < rows.length; i += 100) await trx.insertInto('audit_events').values(rows.slice(i, i + 100)).execute();
-    await trx.updateTable('audit_head').set({ hash: prevHash }).where('id', '=', 1).execute();
-    return rows.map((r) => r.seq);
+async function appendBatch(db: Kysely<Database>, key: Buffer, batch: readonly PendingAudit[]): Promise<number[]> {
+  return db.transaction().execute((trx) => appendAuditRows(trx, key, batch));
+}
+
+/** An audit entry waiting to be appended, with its time in epoch milliseconds. */
+export interface PendingAudit {
+  readonly entry: AuditEntry;
+  readonly at: number;
+}
+
+/**
+ * Appends records inside the caller's transaction (which must be able to write): the chain head
+ * is written first, so concurrent appenders, in this process or another, queue on it (SQLite's
+ * write lock, PostgreSQL's row lock) and the chain never forks.
+ */
+export async function appendAuditRows(trx: Kysely<Database>, key: Buffer, batch: readonly PendingAudit[]): Promise<number[]> {
+  const head = await trx
+    .updateTable('audit_head')
+    .set((eb) => ({ seq: eb('seq', '+', batch.length) }))
+    .where('id', '=', 1)
+    .returning(['seq', 'hash'])
+    .executeTakeFirstOrThrow();
+  let seq = Number(head.seq) - batch.length;
+  let prevHash = head.hash;
+  const rows = batch.map(({ entry, at }) => {
+    seq++;
+    const row = { seq, at, tenant_id: entry.tenantId, actor: entry.actor, action: entry.action, target: entry.target, detail: JSON.stringify(entry.detail ?? {}), prev_hash: prevHash };
+    prevHash = recordHash(key, row);
+    return { ...row, hash: prevHash };
   });
+  for (let i = 0; i < rows.length; i += 100) await trx.insertInto('audit_events').values(rows.slice(i, i + 100)).execute();
+  await trx.updateTable('audit_head').set({ hash: prevHash }).where('id', '=', 1).execute();
+  return rows.map((r) => r.seq);
 }
 
 /**
