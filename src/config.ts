@@ -23,6 +23,43 @@ export interface Config {
   readonly trustProxy: boolean | string;
   /** Largest request body, in bytes, for imports (CSV, PSKC). Other bodies are limited to 1 MiB. */
   readonly importBodyLimit: number;
+  /** Where telephony providers reach this server's webhooks (https://mfa.example.com); undefined = not reachable. */
+  readonly publicUrl: string | undefined;
+  readonly telephony: TelephonyConfig;
+}
+
+/**
+ * Which provider sends texts and places calls. `outbox` (the default) stores them for a person to
+ * read and answer (`countersign outbox`); `twilio` uses Twilio's REST API, TwiML and webhooks;
+ * `http` posts texts to any SMS gateway from a template (texts only: calls need twilio or outbox).
+ * Credentials live here only, never in logs.
+ */
+export interface TelephonyConfig {
+  readonly provider: 'outbox' | 'twilio' | 'http';
+  readonly twilio: TwilioConfig | undefined;
+  readonly http: HttpSmsConfig | undefined;
+}
+
+export interface TwilioConfig {
+  readonly accountSid: string;
+  readonly authToken: string;
+  /** The sending number (E.164) or a Messaging Service SID (MG…); a tenant's caller ID overrides it for calls. */
+  readonly from: string;
+  /** https://api.twilio.com; another base URL only for tests against a local server. */
+  readonly apiUrl: string;
+}
+
+export interface HttpSmsConfig {
+  readonly url: string;
+  readonly method: 'POST' | 'PUT';
+  /** Extra request headers (an Authorization header, say). */
+  readonly headers: Readonly<Record<string, string>>;
+  /** The body, with {{to}}, {{from}}, {{text}} and {{reference}} replaced (JSON-escaped when the content type is JSON). */
+  readonly body: string;
+  readonly contentType: string;
+  readonly from: string | undefined;
+  /** Shared secret an SMS gateway sends (X-Countersign-Token) with texts it receives: POST /v1/telephony/http/inbound. */
+  readonly inboundToken: string | undefined;
 }
 
 type Source = Record<string, unknown>;
@@ -37,6 +74,22 @@ const ENV: Record<string, keyof Config> = {
   COUNTERSIGN_LOG_LEVEL: 'logLevel',
   COUNTERSIGN_TRUST_PROXY: 'trustProxy',
   COUNTERSIGN_IMPORT_BODY_LIMIT: 'importBodyLimit',
+  COUNTERSIGN_PUBLIC_URL: 'publicUrl',
+};
+
+/** Telephony settings from the environment: `telephony.<path>` in the file. */
+const TELEPHONY_ENV: Record<string, string> = {
+  COUNTERSIGN_TELEPHONY_PROVIDER: 'provider',
+  COUNTERSIGN_TWILIO_ACCOUNT_SID: 'twilio.account_sid',
+  COUNTERSIGN_TWILIO_AUTH_TOKEN: 'twilio.auth_token',
+  COUNTERSIGN_TWILIO_FROM: 'twilio.from',
+  COUNTERSIGN_TWILIO_API_URL: 'twilio.api_url',
+  COUNTERSIGN_SMS_HTTP_URL: 'http.url',
+  COUNTERSIGN_SMS_HTTP_BODY: 'http.body',
+  COUNTERSIGN_SMS_HTTP_CONTENT_TYPE: 'http.content_type',
+  COUNTERSIGN_SMS_HTTP_AUTHORIZATION: 'http.headers.Authorization',
+  COUNTERSIGN_SMS_HTTP_FROM: 'http.from',
+  COUNTERSIGN_SMS_HTTP_INBOUND_TOKEN: 'http.inbound_token',
 };
 
 /** File keys are snake_case in YAML/JSON (`data_dir`), camelCase in code. */
@@ -50,6 +103,8 @@ const FILE_KEYS: Record<string, keyof Config> = {
   log_level: 'logLevel',
   trust_proxy: 'trustProxy',
   import_body_limit: 'importBodyLimit',
+  public_url: 'publicUrl',
+  telephony: 'telephony',
 };
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -82,6 +137,10 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     const value = env[name];
     if (value !== undefined && value !== '') merged[target] = value;
   }
+  for (const [name, path] of Object.entries(TELEPHONY_ENV)) {
+    const value = env[name];
+    if (value !== undefined && value !== '') merged['telephony'] = setPath(isRecord(merged['telephony']) ? { ...merged['telephony'] } : {}, path.split('.'), value);
+  }
   for (const [key, value] of Object.entries(options.overrides ?? {})) {
     if (value !== undefined) merged[key] = value;
   }
@@ -96,6 +155,8 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     logLevel: readLogLevel(merged, problems),
     trustProxy: readTrustProxy(merged, problems),
     importBodyLimit: readInt(merged, 'importBodyLimit', 64 * 1024 * 1024, 1024, 1024 * 1024 * 1024, problems),
+    publicUrl: readUrl(merged['publicUrl'], 'public_url', problems)?.replace(/\/+$/, ''),
+    telephony: readTelephony(merged['telephony'], problems),
   };
   if (config.keys !== undefined && config.auditKey === undefined) {
     problems.push('audit_key: required when keys come from configuration (COUNTERSIGN_AUDIT_KEY, 32 bytes base64)');
@@ -208,4 +269,97 @@ function readTrustProxy(source: Source, problems: string[]): boolean | string {
   if (typeof value === 'string' && value.trim() !== '') return value;
   problems.push('trust_proxy: must be true, false, or a comma-separated list of proxy addresses/CIDRs');
   return false;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function setPath(target: Record<string, unknown>, path: string[], value: string): Record<string, unknown> {
+  const [head, ...rest] = path;
+  if (head === undefined) return target;
+  if (rest.length === 0) target[head] = value;
+  else target[head] = setPath(isRecord(target[head]) ? { ...target[head] } : {}, rest, value);
+  return target;
+}
+
+function readUrl(value: unknown, name: string, problems: string[]): string | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value === 'string' && /^https?:\/\/[^\s]+$/.test(value)) {
+    try {
+      new URL(value);
+      return value;
+    } catch {
+      // reported below
+    }
+  }
+  problems.push(`${name}: must be an http:// or https:// URL`);
+  return undefined;
+}
+
+function readText(source: Record<string, unknown>, key: string, name: string, problems: string[], required: boolean): string | undefined {
+  const value = source[key];
+  if (value === undefined || value === '') {
+    if (required) problems.push(`${name}: required`);
+    return undefined;
+  }
+  if (typeof value !== 'string') {
+    problems.push(`${name}: must be a string`);
+    return undefined;
+  }
+  return value;
+}
+
+function readTelephony(value: unknown, problems: string[]): TelephonyConfig {
+  if (value === undefined) return Object.freeze({ provider: 'outbox', twilio: undefined, http: undefined });
+  if (!isRecord(value)) {
+    problems.push('telephony: must be a mapping (provider, twilio, http)');
+    return { provider: 'outbox', twilio: undefined, http: undefined };
+  }
+  for (const key of Object.keys(value)) if (!['provider', 'twilio', 'http'].includes(key)) problems.push(`telephony: unknown setting "${key}"`);
+  const provider = value['provider'] ?? 'outbox';
+  if (provider !== 'outbox' && provider !== 'twilio' && provider !== 'http') problems.push('telephony.provider: must be outbox, twilio or http');
+  const twilioSource = value['twilio'];
+  let twilio: TwilioConfig | undefined;
+  if (twilioSource !== undefined || provider === 'twilio') {
+    const source = isRecord(twilioSource) ? twilioSource : {};
+    for (const key of Object.keys(source)) if (!['account_sid', 'auth_token', 'from', 'api_url'].includes(key)) problems.push(`telephony.twilio: unknown setting "${key}"`);
+    const accountSid = readText(source, 'account_sid', 'telephony.twilio.account_sid (COUNTERSIGN_TWILIO_ACCOUNT_SID)', problems, true);
+    const authToken = readText(source, 'auth_token', 'telephony.twilio.auth_token (COUNTERSIGN_TWILIO_AUTH_TOKEN)', problems, true);
+    const from = readText(source, 'from', 'telephony.twilio.from (COUNTERSIGN_TWILIO_FROM)', problems, true);
+    const apiUrl = readUrl(source['api_url'] ?? 'https://api.twilio.com', 'telephony.twilio.api_url', problems);
+    if (accountSid !== undefined && !/^AC[0-9a-fA-F]{32}$/.test(accountSid)) problems.push('telephony.twilio.account_sid: must be AC followed by 32 hex digits');
+    if (accountSid !== undefined && authToken !== undefined && from !== undefined && apiUrl !== undefined) {
+      twilio = Object.freeze({ accountSid, authToken, from, apiUrl: apiUrl.replace(/\/+$/, '') });
+    }
+  }
+  const httpSource = value['http'];
+  let http: HttpSmsConfig | undefined;
+  if (httpSource !== undefined || provider === 'http') {
+    const source = isRecord(httpSource) ? httpSource : {};
+    for (const key of Object.keys(source)) {
+      if (!['url', 'method', 'headers', 'body', 'content_type', 'from', 'inbound_token'].includes(key)) problems.push(`telephony.http: unknown setting "${key}"`);
+    }
+    const url = readUrl(source['url'], 'telephony.http.url (COUNTERSIGN_SMS_HTTP_URL)', problems);
+    if (source['url'] === undefined) problems.push('telephony.http.url (COUNTERSIGN_SMS_HTTP_URL): required');
+    const method = source['method'] ?? 'POST';
+    if (method !== 'POST' && method !== 'PUT') problems.push('telephony.http.method: must be POST or PUT');
+    const headers = source['headers'] ?? {};
+    if (!isRecord(headers) || Object.values(headers).some((h) => typeof h !== 'string')) problems.push('telephony.http.headers: must map header names to strings');
+    const body = readText(source, 'body', 'telephony.http.body', problems, false) ?? '{"to":"{{to}}","text":"{{text}}"}';
+    const contentType = readText(source, 'content_type', 'telephony.http.content_type', problems, false) ?? 'application/json';
+    if (!body.includes('{{text}}')) problems.push('telephony.http.body: must contain {{text}}');
+    if (url !== undefined && (method === 'POST' || method === 'PUT') && isRecord(headers)) {
+      http = Object.freeze({
+        url,
+        method,
+        headers: Object.freeze({ ...(headers as Record<string, string>) }),
+        body,
+        contentType,
+        from: readText(source, 'from', 'telephony.http.from', problems, false),
+        inboundToken: readText(source, 'inbound_token', 'telephony.http.inbound_token', problems, false),
+      });
+    }
+  }
+  return Object.freeze({ provider: provider === 'twilio' || provider === 'http' ? provider : 'outbox', twilio, http });
 }

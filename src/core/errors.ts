@@ -17,6 +17,8 @@ export const ERROR_STATUS = {
   CONFIG_INVALID: 500,
   KEY_UNAVAILABLE: 500,
   INTERNAL: 500,
+  /** A telephony or push provider refused or could not be reached. */
+  PROVIDER_FAILED: 502,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
