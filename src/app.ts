@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import pino, { type Logger } from 'pino';
+import { createTelephonyChannels } from './channels/telephony-channels.js';
 import type { Config } from './config.js';
 import { createMemoryNotifier } from './flows/challenge-notifier.js';
 import type { Services } from './services.js';
@@ -44,12 +45,14 @@ export async function createServices(config: Config, options: AppOptions = {}): 
     const db = store.db;
     const keyring = await openKeyring(db, { dataDir: config.dataDir, keys: config.keys, auditKey: config.auditKey, now: clock(), storeLocation: store.location });
     const writes = createGroupCommit(store, keyring.auditKey, clock);
+    const secrets = createSecretBox(db, keyring, clock);
     return {
       config,
       store,
       db,
       keyring,
-      secrets: createSecretBox(db, keyring, clock),
+      secrets,
+      channels: createTelephonyChannels(config, db, secrets, clock),
       clock,
       random: options.random ?? randomBytes,
       log,

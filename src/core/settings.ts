@@ -29,6 +29,36 @@ export interface TenantSettings {
   readonly challenge_max_attempts: number;
   /** Open (pending) challenges one user may have at once (SECURITY.md RL-04). */
   readonly challenge_max_open: number;
+  /** Phone calls: `press` (# approves), `pin` (the user's PIN then #), or `code` (the call reads a code out). */
+  readonly voice_mode: 'press' | 'pin' | 'code';
+  /** Text messages: `one_way` (a code to type in) or `two_way` (the user replies to the text). */
+  readonly sms_mode: 'one_way' | 'two_way';
+  /** Azure "two-way text message timeout": how long a reply is awaited, in seconds. */
+  readonly sms_two_way_timeout_seconds: number;
+  /** The number calls (and texts, when the provider allows) come from, E.164; null = the provider's. */
+  readonly caller_id: string | null;
+  /** Language of the spoken prompts (BCP 47), e.g. en-US. */
+  readonly phone_language: string;
+  /** Azure fraud alert: users may report fraud (0# on a call, the fraud code in reply to a text). */
+  readonly fraud_alert_enabled: boolean;
+  /** Keys that report fraud on a call before # (Azure default 0). */
+  readonly fraud_code: string;
+  /** Block the user who reports fraud. */
+  readonly fraud_block_user: boolean;
+  /** How long the fraud block lasts, in days (Azure: 90); 0 = until an administrator unblocks. */
+  readonly fraud_block_days: number;
+  /** ISO 3166 countries texts and calls may go to; empty = any. */
+  readonly phone_countries: string[];
+  /** Texts and calls per destination number within the window (SECURITY.md OOB-07). */
+  readonly phone_limit_per_number: number;
+  /** … per user. */
+  readonly phone_limit_per_user: number;
+  /** … per client IP. */
+  readonly phone_limit_per_ip: number;
+  /** … per country calling code (+44, …), against toll fraud. */
+  readonly phone_limit_per_country: number;
+  /** The window of these limits, in minutes. */
+  readonly phone_limit_window_minutes: number;
 }
 
 export const DEFAULT_SETTINGS: TenantSettings = Object.freeze({
@@ -42,6 +72,21 @@ export const DEFAULT_SETTINGS: TenantSettings = Object.freeze({
   challenge_ttl_seconds: 300,
   challenge_max_attempts: 5,
   challenge_max_open: 10,
+  voice_mode: 'press',
+  sms_mode: 'one_way',
+  sms_two_way_timeout_seconds: 300,
+  caller_id: null,
+  phone_language: 'en-US',
+  fraud_alert_enabled: true,
+  fraud_code: '0',
+  fraud_block_user: true,
+  fraud_block_days: 90,
+  phone_countries: [],
+  phone_limit_per_number: 3,
+  phone_limit_per_user: 5,
+  phone_limit_per_ip: 10,
+  phone_limit_per_country: 100,
+  phone_limit_window_minutes: 10,
 });
 
 const RANGES: Partial<Record<keyof TenantSettings, readonly [number, number]>> = {
@@ -53,7 +98,20 @@ const RANGES: Partial<Record<keyof TenantSettings, readonly [number, number]>> =
   challenge_ttl_seconds: [30, 600],
   challenge_max_attempts: [1, 10],
   challenge_max_open: [1, 50],
+  sms_two_way_timeout_seconds: [60, 600],
+  fraud_block_days: [0, 365],
+  phone_limit_per_number: [1, 100],
+  phone_limit_per_user: [1, 100],
+  phone_limit_per_ip: [1, 1000],
+  phone_limit_per_country: [1, 100000],
+  phone_limit_window_minutes: [1, 1440],
 };
+
+const CHOICES: Partial<Record<keyof TenantSettings, readonly string[]>> = {
+  voice_mode: ['press', 'pin', 'code'],
+  sms_mode: ['one_way', 'two_way'],
+};
+const FLAGS: readonly (keyof TenantSettings)[] = ['fraud_alert_enabled', 'fraud_block_user'];
 
 /** Applies a partial change to settings; throws INVALID_INPUT naming the first bad field. */
 export function applySettingsChange(current: TenantSettings, change: Record<string, unknown>): TenantSettings {
@@ -74,6 +132,23 @@ export function applySettingsChange(current: TenantSettings, change: Record<stri
       continue;
     } else if (field === 'default_country') {
       if (typeof value !== 'string' || !/^[A-Z]{2}$/.test(value)) throw invalidInput(field, 'must be a two-letter ISO 3166 country code, e.g. US');
+    } else if (CHOICES[field as keyof TenantSettings] !== undefined) {
+      const choices = CHOICES[field as keyof TenantSettings] ?? [];
+      if (typeof value !== 'string' || !choices.includes(value)) throw invalidInput(field, `must be one of ${choices.join(', ')}`);
+    } else if (FLAGS.includes(field as keyof TenantSettings)) {
+      if (typeof value !== 'boolean') throw invalidInput(field, 'must be true or false');
+    } else if (field === 'caller_id') {
+      if (value !== null && (typeof value !== 'string' || !/^\+[1-9]\d{6,14}$/.test(value))) throw invalidInput(field, 'must be an E.164 number such as +14255550100, or null');
+    } else if (field === 'phone_language') {
+      if (typeof value !== 'string' || !/^[a-z]{2,3}(-[A-Z]{2})?$/.test(value)) throw invalidInput(field, 'must be a language tag such as en-US or fr-FR');
+    } else if (field === 'fraud_code') {
+      if (typeof value !== 'string' || !/^[0-9]{1,4}$/.test(value)) throw invalidInput(field, 'must be 1–4 digits');
+    } else if (field === 'phone_countries') {
+      if (!Array.isArray(value) || value.some((c) => typeof c !== 'string' || !/^[A-Z]{2}$/.test(c))) {
+        throw invalidInput(field, 'must be a list of two-letter ISO 3166 country codes (empty = any country)');
+      }
+      next[field] = [...new Set(value as string[])];
+      continue;
     }
     next[field] = value;
   }
@@ -87,7 +162,12 @@ export function parseStoredSettings(json: string): TenantSettings {
   if (cached !== undefined) return cached;
   const stored = JSON.parse(json) as Record<string, unknown>;
   const known = Object.fromEntries(Object.entries(stored).filter(([k]) => Object.hasOwn(DEFAULT_SETTINGS, k)));
-  const merged: TenantSettings = Object.freeze({ ...DEFAULT_SETTINGS, ...known, allowed_methods: Object.freeze([...((known['allowed_methods'] as MethodTypeName[] | undefined) ?? DEFAULT_SETTINGS.allowed_methods)]) as MethodTypeName[] });
+  const merged: TenantSettings = Object.freeze({
+    ...DEFAULT_SETTINGS,
+    ...known,
+    allowed_methods: Object.freeze([...((known['allowed_methods'] as MethodTypeName[] | undefined) ?? DEFAULT_SETTINGS.allowed_methods)]) as MethodTypeName[],
+    phone_countries: Object.freeze([...((known['phone_countries'] as string[] | undefined) ?? DEFAULT_SETTINGS.phone_countries)]) as string[],
+  });
   if (parsed.size >= 1000) parsed.clear();
   parsed.set(json, merged);
   return merged;

@@ -3,35 +3,27 @@ import { CountersignError, invalidInput, notFound } from '../core/errors.js';
 import { normalizeUsername } from '../core/user-fields.js';
 import { CODE_METHOD_TYPES } from '../methods/otp-code.js';
 import { actorOf, type Principal, type Services } from '../services.js';
-import type { ChallengeRow, ChallengeStatus, TenantRow } from '../store/schema.js';
+import type { ChallengeRow, TenantRow } from '../store/schema.js';
 import { writeTransaction } from '../store/write-transaction.js';
+import { decideChallenge, isOpen, OPEN_STATUSES, viewChallenge as view, type ChallengeView } from './challenge-state.js';
+import { answerPhoneCode, dispatchPhoneChallenge, preparePhoneChallenge } from './phone-challenges.js';
+import { choosePhoneMethod, userPhoneMethods } from './phone-methods.js';
 import { parseIp } from './preauth.js';
 import { tenantSettings } from './tenants.js';
 import { activeCodeMethods, verifyCode } from './verify-code.js';
 
 /**
  * Challenges: one verification attempt each, `pending → approved / denied / fraud / expired /
- * failed`, single use. Code methods (totp, oath) are answered with `/answer`; phone, text and
- * push methods (later issues) change the status from their own channel and wake the waiters.
+ * failed`, single use. Code methods (totp, oath) and one-way text or read-out call codes are
+ * answered with `/answer`; calls and two-way texts change the status from their own channel
+ * (flows/phone-challenges.ts) and wake the waiters.
  */
-export interface ChallengeView {
-  id: string;
-  status: ChallengeStatus;
-  type: string;
-  expires_at: string;
-  number?: number;
-  /** Why an answer did not approve: `invalid_code`, `locked_out`, `blocked`. */
-  reason?: string;
-}
+export type { ChallengeView } from './challenge-state.js';
 
 export interface CreateChallengeRequest {
   username?: unknown;
   method?: unknown;
   context?: { app?: unknown; ip?: unknown; event?: { title?: unknown; detail?: unknown } } | undefined;
-}
-
-function view(row: ChallengeRow): ChallengeView {
-  return { id: row.id, status: row.status, type: row.type, expires_at: new Date(Number(row.expires_at)).toISOString() };
 }
 
 function optionalText(value: unknown, field: string, max: number): string | null {
@@ -57,32 +49,52 @@ export async function createChallenge(services: Services, principal: Principal, 
   const methods = await activeCodeMethods(services, tenant, { id: user.id });
   const method = request.method;
   const chosen = methods.filter((m) => m.id === method || m.type === method);
-  if (chosen.length === 0) {
-    if ((CODE_METHOD_TYPES as readonly string[]).includes(method) || methods.length === 0) {
-      throw new CountersignError('NOT_FOUND', `the user has no active ${method} method`);
-    }
-    throw invalidInput('method', `"${method}" is not one of the user's methods (${methods.map((m) => m.id).join(', ')}) nor a method type`);
-  }
-  const first = chosen[0];
   const settings = tenantSettings(tenant);
-  const row: ChallengeRow = {
+  const base = {
     id: randomUUID(),
     tenant_id: tenant.id,
     application_id: principal.kind === 'application' ? principal.applicationId : null,
     user_id: user.id,
-    // A challenge by type accepts a code from any method of that type; by id, from that one.
-    method_id: chosen.length === 1 || method === first?.id ? (first?.id ?? null) : null,
-    type: first?.type ?? method,
-    status: 'pending',
     app,
     ip: ip ?? null,
     event_title: eventTitle,
     event_detail: eventDetail,
     attempts: 0,
-    expires_at: now + settings.challenge_ttl_seconds * 1000,
     created_at: now,
     decided_at: null,
   };
+  let row: ChallengeRow;
+  let phone: Awaited<ReturnType<typeof preparePhoneChallenge>> | undefined;
+  if (chosen.length === 0) {
+    const phoneMethods = await userPhoneMethods(services, tenant, user.id);
+    const phoneMethod = choosePhoneMethod(phoneMethods, method);
+    if (phoneMethod === undefined) {
+      if (['totp', 'oath', 'sms', 'voice'].includes(method) || methods.length + phoneMethods.length === 0) {
+        throw new CountersignError('NOT_FOUND', `the user has no active ${method} method`);
+      }
+      const known = [...methods.map((m) => m.id), ...phoneMethods.map((m) => m.id)];
+      throw invalidInput('method', `"${method}" is not one of the user's methods (${known.join(', ')}) nor a method type`);
+    }
+    // Limits and the country allow-list are checked before anything is stored or sent (OOB-07).
+    phone = await preparePhoneChallenge(services, tenant, { ...base, user_id: user.id }, phoneMethod);
+    row = phone.row;
+  } else {
+    const first = chosen[0];
+    row = {
+      ...base,
+      // A challenge by type accepts a code from any method of that type; by id, from that one.
+      method_id: chosen.length === 1 || method === first?.id ? (first?.id ?? null) : null,
+      type: first?.type ?? method,
+      status: 'pending',
+      expires_at: now + settings.challenge_ttl_seconds * 1000,
+      destination: null,
+      code_hash: null,
+      mode: null,
+      reason: null,
+      call_state: null,
+      reference: null,
+    };
+  }
   await writeTransaction(services.db, services.store.dialect, async (trx) => {
     // Open challenges per user are capped (SECURITY.md RL-04): checked and inserted under the
     // write lock (SQLite) or the user's row lock (PostgreSQL), so racing creates cannot exceed it.
@@ -93,7 +105,7 @@ export async function createChallenge(services: Services, principal: Principal, 
       .selectFrom('challenges')
       .select(['expires_at'])
       .where('user_id', '=', user.id)
-      .where('status', '=', 'pending')
+      .where('status', 'in', OPEN_STATUSES)
       .where('expires_at', '>', now)
       .orderBy('expires_at')
       .execute();
@@ -104,6 +116,8 @@ export async function createChallenge(services: Services, principal: Principal, 
     await trx.insertInto('challenges').values(row).execute();
   });
   await services.audit({ tenantId: tenant.id, actor: actorOf(principal), action: 'challenge.created', target: user.id, detail: { challenge: row.id, type: row.type } });
+  // The text leaves, or the call is placed, once the challenge is stored; the answer comes later.
+  if (phone !== undefined) row = await dispatchPhoneChallenge(services, tenant, row, phone);
   return view(row);
 }
 
@@ -116,20 +130,8 @@ async function loadChallenge(services: Services, principal: Principal, tenant: T
   return row;
 }
 
-/** Moves a pending challenge to a final status; atomic, so it happens once (SPEC: single use). */
-async function decide(services: Services, id: string, status: ChallengeStatus): Promise<boolean> {
-  const result = await services.db
-    .updateTable('challenges')
-    .set({ status, decided_at: services.clock().getTime() })
-    .where('id', '=', id)
-    .where('status', '=', 'pending')
-    .executeTakeFirst();
-  if (result.numUpdatedRows === 1n) services.notifier.publish(id);
-  return result.numUpdatedRows === 1n;
-}
-
 async function expireIfDue(services: Services, row: ChallengeRow): Promise<ChallengeRow> {
-  if (row.status === 'pending' && Number(row.expires_at) <= services.clock().getTime() && (await decide(services, row.id, 'expired'))) {
+  if (isOpen(row.status) && Number(row.expires_at) <= services.clock().getTime() && (await decideChallenge(services, row.id, 'expired'))) {
     return { ...row, status: 'expired' };
   }
   return row;
@@ -138,7 +140,7 @@ async function expireIfDue(services: Services, row: ChallengeRow): Promise<Chall
 export async function getChallenge(services: Services, principal: Principal, tenant: TenantRow, id: string, waitSeconds: number, signal?: AbortSignal): Promise<ChallengeView> {
   const deadline = services.clock().getTime() + waitSeconds * 1000;
   let row = await expireIfDue(services, await loadChallenge(services, principal, tenant, id));
-  while (row.status === 'pending' && !signal?.aborted) {
+  while (isOpen(row.status) && !signal?.aborted) {
     const left = Math.min(deadline, Number(row.expires_at)) - services.clock().getTime();
     if (left <= 0) break;
     // Woken at once by a decision in this process; re-reading each second catches decisions
@@ -151,7 +153,8 @@ export async function getChallenge(services: Services, principal: Principal, ten
 
 export async function answerChallenge(services: Services, principal: Principal, tenant: TenantRow, id: string, input: { code?: unknown }): Promise<ChallengeView> {
   let row = await expireIfDue(services, await loadChallenge(services, principal, tenant, id));
-  if (row.status !== 'pending') throw new CountersignError('CONFLICT', `the challenge is ${row.status}, no longer pending`);
+  if (!isOpen(row.status)) throw new CountersignError('CONFLICT', `the challenge is ${row.status}, no longer pending`);
+  if (row.code_hash !== null) return answerPhoneCode(services, principal, tenant, row, input.code);
   if (!(CODE_METHOD_TYPES as readonly string[]).includes(row.type)) throw new CountersignError('CONFLICT', `a ${row.type} challenge is not answered with a code`);
   const user = await services.db.selectFrom('users').select('username').where('id', '=', row.user_id).executeTakeFirstOrThrow();
   const methods = row.method_id !== null ? [row.method_id] : (await activeCodeMethods(services, tenant, { id: row.user_id })).filter((m) => m.type === row.type).map((m) => m.id);
@@ -169,11 +172,11 @@ export async function answerChallenge(services: Services, principal: Principal, 
   if (taken === undefined) throw new CountersignError('CONFLICT', 'the challenge has no attempts left or was decided by another request');
   const outcome = await verifyCode(services, principal, tenant, { username: user.username, code: input.code, methodIds: methods, ip: row.ip ?? undefined, challengeId: row.id });
   if (outcome.result === 'approved') {
-    if (!(await decide(services, row.id, 'approved'))) throw new CountersignError('CONFLICT', 'the challenge was decided by another request');
+    if (!(await decideChallenge(services, row.id, 'approved'))) throw new CountersignError('CONFLICT', 'the challenge was decided by another request');
     return view({ ...row, status: 'approved' });
   }
   if (outcome.reason === 'locked_out' || outcome.reason === 'blocked') {
-    await decide(services, row.id, 'denied');
+    await decideChallenge(services, row.id, 'denied');
     return { ...view({ ...row, status: 'denied' }), reason: outcome.reason };
   }
   if (outcome.replayed === true) {
@@ -182,7 +185,7 @@ export async function answerChallenge(services: Services, principal: Principal, 
     // its attempt back, so copies of a code cannot fail the challenge its first use approves.
     await services.db.updateTable('challenges').set((eb) => ({ attempts: eb('attempts', '-', 1) })).where('id', '=', row.id).where('status', '=', 'pending').execute();
   } else if (Number(taken.attempts) >= max) {
-    await decide(services, row.id, 'failed');
+    await decideChallenge(services, row.id, 'failed');
   }
   row = await loadChallenge(services, principal, tenant, id);
   // Another request approved the challenge meanwhile: this refused code must not read as an

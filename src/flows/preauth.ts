@@ -5,6 +5,7 @@ import { normalizeUsername } from '../core/user-fields.js';
 import { summarizeMethod } from '../methods/method-view.js';
 import { actorOf, type Principal, type Services } from '../services.js';
 import type { TenantRow } from '../store/schema.js';
+import { userPhoneMethods } from './phone-methods.js';
 import { activeCodeMethods } from './verify-code.js';
 
 /**
@@ -31,10 +32,10 @@ export async function preauth(services: Services, principal: Principal, tenant: 
   const ip = parseIp(request.ip);
   const now = services.clock().getTime();
   const user = await services.db.selectFrom('users').selectAll().where('tenant_id', '=', tenant.id).where('username', '=', username).executeTakeFirst();
-  const methods =
-    user === undefined
-      ? []
-      : await activeCodeMethods(services, tenant, { id: user.id });
+  const codeMethods = user === undefined ? [] : (await activeCodeMethods(services, tenant, { id: user.id })).map(summarizeMethod);
+  // Phone methods come after the others and are never the default (SECURITY.md OOB-05).
+  const phoneMethods = user === undefined ? [] : (await userPhoneMethods(services, tenant, user.id)).map((m) => ({ id: m.id, type: m.type, label: m.label, default: false }));
+  const methods = [...codeMethods, ...phoneMethods];
   const decision = decidePreauth(
     user === undefined
       ? undefined
@@ -55,7 +56,7 @@ export async function preauth(services: Services, principal: Principal, tenant: 
     target: user?.id ?? null,
     detail: { username, result: decision.result, reason: decision.reason, ip: ip ?? null },
   });
-  return { ...decision, methods: decision.result === 'challenge' ? methods.map(summarizeMethod) : [] };
+  return { ...decision, methods: decision.result === 'challenge' ? methods : [] };
 }
 
 export function parseIp(value: unknown, field = 'ip'): string | undefined {

@@ -83,6 +83,7 @@ export async function importUsers(services: Services, principal: Principal, tena
         return {
           id: old?.id ?? randomUUID(),
           tenant_id: tenant.id,
+          pin_hash: old?.pin_hash ?? null,
           username: l.username,
           display_name: l.displayName ?? old?.display_name ?? null,
           email: l.email ?? old?.email ?? null,
@@ -122,7 +123,7 @@ export async function importUsers(services: Services, principal: Principal, tena
         await trx.deleteFrom('user_phones').where('type', '=', 'mobile').where('user_id', 'in', withPhone.map((p) => p.userId)).execute();
         await trx
           .insertInto('user_phones')
-          .values(withPhone.map((p) => ({ id: randomUUID(), tenant_id: tenant.id, user_id: p.userId, type: 'mobile' as const, number: p.number, created_at: now })))
+          .values(withPhone.map((p) => ({ id: randomUUID(), tenant_id: tenant.id, user_id: p.userId, type: 'mobile' as const, number: p.number, created_at: now, verified_at: now })))
           .execute();
       }
     }

@@ -6,11 +6,13 @@ import type { Services } from '../services.js';
 import { installErrorHandling } from './errors.js';
 import { adminMethodRoutes } from './routes/admin-methods.js';
 import { adminNotificationRoutes } from './routes/admin-notifications.js';
+import { adminOutboxRoutes } from './routes/admin-outbox.js';
 import { adminTenantRoutes } from './routes/admin-tenants.js';
 import { adminTokenRoutes } from './routes/admin-tokens.js';
 import { adminUserRoutes } from './routes/admin-users.js';
 import { authApiRoutes } from './routes/auth-api.js';
 import { healthRoutes } from './routes/health.js';
+import { telephonyWebhookRoutes } from './routes/telephony-webhooks.js';
 
 /**
  * Builds the HTTP server (Fastify's "build in one function, listen in another"): tests call
@@ -48,6 +50,8 @@ export async function buildServer(services: Services): Promise<FastifyInstance> 
   await app.register(adminMethodRoutes, { services });
   await app.register(adminTokenRoutes, { services });
   await app.register(adminNotificationRoutes, { services });
+  await app.register(adminOutboxRoutes, { services });
+  await app.register(telephonyWebhookRoutes, { services });
   app.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/docs'));
   return app;
 }

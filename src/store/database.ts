@@ -8,6 +8,7 @@ import * as initial from './migrations/001-initial.js';
 import * as notifications from './migrations/002-notifications.js';
 import * as storeMeta from './migrations/003-store-meta.js';
 import * as challengeApplication from './migrations/004-challenge-application.js';
+import * as telephony from './migrations/005-telephony.js';
 import type { Database } from './schema.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -26,6 +27,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '002-notifications': notifications,
   '003-store-meta': storeMeta,
   '004-challenge-application': challengeApplication,
+  '005-telephony': telephony,
 };
 
 /** The names of every migration, in order (what a fully migrated store lists once each). */

@@ -1,4 +1,7 @@
-import type { Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+/** A nullable column added by a later migration: inserts may leave it out (it is then null). */
+type Later<T> = ColumnType<T | null, T | null | undefined, T | null>;
 
 /**
  * The tables, as Kysely sees them. Times are milliseconds since the Unix epoch (UTC), stored as
@@ -20,6 +23,10 @@ export interface Database {
   audit_head: AuditHeadTable;
   notifications: NotificationsTable;
   store_meta: StoreMetaTable;
+  telephony_log: TelephonyLogTable;
+  outbox: OutboxTable;
+  rate_windows: RateWindowsTable;
+  webhook_events: WebhookEventsTable;
 }
 
 export interface TenantsTable {
@@ -50,6 +57,8 @@ export interface UsersTable {
   failed_count: Generated<number>;
   failed_since: number | null;
   locked_until: number | null;
+  /** argon2id PHC string of the PIN asked on calls in PIN mode; null = no PIN set. */
+  pin_hash: Later<string>;
   created_at: number;
   updated_at: number;
 }
@@ -64,6 +73,8 @@ export interface UserPhonesTable {
   /** E.164 */
   number: string;
   created_at: number;
+  /** When the number was proven (a code sent to it read back) or pre-registered by an administrator; null = not usable yet. */
+  verified_at: Later<number>;
 }
 
 export interface UserGroupsTable {
@@ -137,7 +148,8 @@ export interface DataKeysTable {
   created_at: number;
 }
 
-export type ChallengeStatus = 'pending' | 'approved' | 'denied' | 'fraud' | 'expired' | 'failed';
+/** Open: pending (a code challenge), sent (a text), calling, answered (a call). Then one final status. */
+export type ChallengeStatus = 'pending' | 'sent' | 'calling' | 'answered' | 'approved' | 'denied' | 'fraud' | 'expired' | 'failed';
 
 export interface ChallengesTable {
   id: string;
@@ -156,6 +168,18 @@ export interface ChallengesTable {
   expires_at: number;
   created_at: number;
   decided_at: number | null;
+  /** sms/voice: the E.164 number the text or call went to. */
+  destination: Later<string>;
+  /** HMAC of a one-time code sent by text or read out by a call (never the code). */
+  code_hash: Later<string>;
+  /** sms: one_way | two_way; voice: press | pin | code. */
+  mode: Later<string>;
+  /** Why a final status was reached: no_answer, busy, hang_up, timeout, wrong_pin, not_confirmed, … */
+  reason: Later<string>;
+  /** A call's progress (JSON: core/call-script.ts CallState). */
+  call_state: Later<string>;
+  /** The telephony log id of the text or call (providers echo it in callbacks). */
+  reference: Later<string>;
 }
 
 export interface AuditEventsTable {
@@ -201,6 +225,56 @@ export interface NotificationsTable {
 export interface StoreMetaTable {
   name: string;
   value: string;
+}
+
+export interface TelephonyLogTable {
+  /** Countersign's reference for the text or call. */
+  id: string;
+  tenant_id: string;
+  user_id: string | null;
+  challenge_id: string | null;
+  kind: 'sms' | 'call';
+  /** challenge | phone_verification */
+  purpose: string;
+  provider: string;
+  provider_id: string | null;
+  /** +1 XXX-XXX-4788: the full number is never logged. */
+  number_masked: string;
+  /** ISO 3166 country of the number. */
+  country: string | null;
+  status: string;
+  units: number;
+  error: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface OutboxTable {
+  id: string;
+  tenant_id: string;
+  kind: 'sms' | 'call';
+  to_number: string;
+  from_number: string | null;
+  /** The text, or a call's transcript, sealed like seeds (a text may hold a code). */
+  text_sealed: string;
+  key_id: string;
+  status: string;
+  challenge_id: string | null;
+  reference: string;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface RateWindowsTable {
+  key: string;
+  window_start: number;
+  count: number;
+}
+
+export interface WebhookEventsTable {
+  provider: string;
+  event_id: string;
+  received_at: number;
 }
 
 export type TenantRow = Selectable<TenantsTable>;

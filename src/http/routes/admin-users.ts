@@ -2,6 +2,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { bulkSetStates, importUsers } from '../../flows/user-import.js';
 import { createUser, deleteUser, viewUser, listUsers, setUserBlocked, setUserState, unlockUser, updateUser } from '../../flows/users.js';
+import { clearPin, setPin } from '../../flows/pins.js';
 import type { Services } from '../../services.js';
 import { acceptFileBodies } from '../file-bodies.js';
 import { adminTenant, adminUser } from '../admin-context.js';
@@ -102,6 +103,35 @@ export const adminUserRoutes: FastifyPluginAsyncTypebox<{ services: Services }> 
     async (request) => {
       const { principal, tenant, user } = await adminUser(services, request, request.params.user);
       return setUserState(services, principal, tenant, user, request.body.state);
+    },
+  );
+
+  app.put(
+    '/v1/admin/users/:user/pin',
+    {
+      schema: {
+        tags,
+        security,
+        summary: 'Set the PIN asked on phone calls in PIN mode (4–16 digits; no 111 or 123 runs; stored as argon2id)',
+        params: UserParams,
+        querystring: TenantQuery,
+        body: Type.Object({ pin: Type.String({ maxLength: 16 }) }, { additionalProperties: false }),
+        response: { 204: Type.Null(), ...errors },
+      },
+    },
+    async (request, reply) => {
+      const { principal, tenant, user } = await adminUser(services, request, request.params.user);
+      await setPin(services, principal, tenant, user.id, request.body.pin);
+      return reply.code(204).send(null);
+    },
+  );
+  app.delete(
+    '/v1/admin/users/:user/pin',
+    { schema: { tags, security, summary: 'Remove the phone PIN of a user', params: UserParams, querystring: TenantQuery, response: { 204: Type.Null(), ...errors } } },
+    async (request, reply) => {
+      const { principal, tenant, user } = await adminUser(services, request, request.params.user);
+      await clearPin(services, principal, tenant, user.id);
+      return reply.code(204).send(null);
     },
   );
 
