@@ -4,6 +4,7 @@ import { CountersignError } from '../core/errors.js';
 import { registerAppCommands } from './commands/app.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerKeyCommands } from './commands/keys.js';
+import { registerOutboxCommands } from './commands/outbox.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerSettingsCommands } from './commands/settings.js';
 import { registerTenantCommands } from './commands/tenant.js';
@@ -37,6 +38,7 @@ export function buildProgram(): Command {
   registerSettingsCommands(program);
   registerKeyCommands(program);
   registerAuditCommands(program);
+  registerOutboxCommands(program);
   return program;
 }
 

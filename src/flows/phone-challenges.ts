@@ -289,8 +289,8 @@ export async function inboundText(services: Services, from: string, text: string
   }
   const user = await services.db.selectFrom('users').select('username').where('id', '=', row.user_id).executeTakeFirstOrThrow();
   const approves = reply === 'Y' || reply === 'YES' || (/^\d{6}$/.test(reply) && codeMatches(services, row, reply));
-  const outcome = await settle(services, tenant, row, user.username, approves, 'wrong_reply');
-  return outcome.status === 'approved' ? 'approved' : 'denied';
+  const { outcome } = await settle(services, tenant, row, user.username, approves, 'wrong_reply');
+  return outcome === 'approved' ? 'approved' : outcome === 'closed' ? 'ignored' : 'denied';
 }
 
 /**
@@ -298,7 +298,15 @@ export async function inboundText(services: Services, from: string, text: string
  * or blocked user is refused), then the challenge moves once, in the same transaction as the
  * attempt and its audit record.
  */
-async function settle(services: Services, tenant: TenantRow, row: ChallengeRow, username: string, matched: boolean, failReason: string, principal?: Principal): Promise<ChallengeRow> {
+async function settle(
+  services: Services,
+  tenant: TenantRow,
+  row: ChallengeRow,
+  username: string,
+  matched: boolean,
+  failReason: string,
+  principal?: Principal,
+): Promise<{ row: ChallengeRow; outcome: 'approved' | 'denied' | 'refused' | 'closed' }> {
   const settings = tenantSettings(tenant);
   const now = services.clock().getTime();
   const policy = { threshold: settings.lockout_threshold, resetMinutes: settings.lockout_reset_minutes, lockoutMinutes: settings.lockout_minutes };
@@ -327,14 +335,14 @@ async function settle(services: Services, tenant: TenantRow, row: ChallengeRow, 
     if (reservation.lockedNow) record({ ...base, action: 'user.locked_out', detail: { threshold: settings.lockout_threshold } });
     return { status: 'refused' as const, reason: failReason };
   });
-  if (result.status !== 'refused' && result.status !== 'closed') services.notifier.publish(row.id);
+  if (result.status === 'approved' || result.status === 'denied') services.notifier.publish(row.id);
   const fresh = await services.db.selectFrom('challenges').selectAll().where('id', '=', row.id).executeTakeFirstOrThrow();
   if (result.status === 'refused' && row.mode === 'two_way' && isOpen(fresh.status)) {
     // A wrong reply ends a two-way text: the user is told to start again.
     await decideChallenge(services, row.id, 'denied', failReason);
-    return { ...fresh, status: 'denied', reason: failReason };
+    return { row: { ...fresh, status: 'denied', reason: failReason }, outcome: 'denied' };
   }
-  return result.status === 'refused' ? { ...fresh, reason: failReason } : fresh;
+  return { row: result.status === 'refused' ? { ...fresh, reason: failReason } : fresh, outcome: result.status };
 }
 
 /**
@@ -357,12 +365,14 @@ export async function answerPhoneCode(services: Services, principal: Principal, 
     .executeTakeFirst();
   if (taken === undefined) throw new CountersignError('CONFLICT', 'the challenge has no attempts left or was decided by another request');
   const user = await services.db.selectFrom('users').select('username').where('id', '=', row.user_id).executeTakeFirstOrThrow();
-  const settled = await settle(services, tenant, row, user.username, codeMatches(services, row, digits), 'invalid_code', principal);
-  if (settled.status === 'approved') return viewChallenge(settled);
-  if (isOpen(settled.status) && Number(taken.attempts) >= max) {
+  const { row: settled, outcome } = await settle(services, tenant, row, user.username, codeMatches(services, row, digits), 'invalid_code', principal);
+  if (outcome === 'approved') return viewChallenge(settled);
+  // Another answer decided it meanwhile: this one must not read as that approval.
+  if (outcome === 'closed') throw new CountersignError('CONFLICT', 'the challenge was decided by another request');
+  if (outcome === 'refused' && isOpen(settled.status) && Number(taken.attempts) >= max) {
     await decideChallenge(services, row.id, 'failed', 'invalid_code');
     return { ...viewChallenge({ ...settled, status: 'failed' }), reason: 'invalid_code' };
   }
-  if (!isOpen(settled.status) && settled.reason === null) throw new CountersignError('CONFLICT', 'the challenge was decided by another request');
+  if (outcome === 'refused' && !isOpen(settled.status)) throw new CountersignError('CONFLICT', 'the challenge was decided by another request');
   return { ...viewChallenge(settled), reason: settled.reason ?? 'invalid_code' };
 }

@@ -90,7 +90,9 @@ export interface TestContext {
   close(): Promise<void>;
 }
 
-export async function createTestContext(options: { dialect?: TestDialect; clock?: FakeClock; config?: Partial<Record<keyof Config, unknown>>; location?: TestStoreLocation } = {}): Promise<TestContext> {
+export async function createTestContext(
+  options: { dialect?: TestDialect; clock?: FakeClock; config?: Partial<Record<keyof Config, unknown>>; location?: TestStoreLocation; random?: (bytes: number) => Buffer } = {},
+): Promise<TestContext> {
   const location = options.location ?? (await makeStoreLocation(options.dialect));
   const clock = options.clock ?? fakeClock();
   const config = loadConfig({ env: {}, overrides: { dataDir: location.dataDir, databaseUrl: location.databaseUrl, logLevel: 'info', ...options.config } });
@@ -102,7 +104,7 @@ export async function createTestContext(options: { dialect?: TestDialect; clock?
     },
   });
   const logger = pino({ level: 'info', redact: { paths: LOG_REDACT_PATHS, remove: true } }, sink);
-  const services = await createServices(config, { clock, logger });
+  const services = await createServices(config, { clock, logger, ...(options.random === undefined ? {} : { random: options.random }) });
   return {
     services,
     clock,

@@ -1,10 +1,27 @@
 import type { Command } from 'commander';
+import { invalidInput } from '../../core/errors.js';
 import { deleteMethod, listMethods } from '../../flows/methods.js';
+import { clearPin, setPin } from '../../flows/pins.js';
 import { bulkSetStates, importUsers } from '../../flows/user-import.js';
 import { createUser, deleteUser, findUser, listUsers, setUserBlocked, setUserState, unlockUser, viewUser, type UserView } from '../../flows/users.js';
 import { addStoreOptions, CLI, print, readInputFile, tenantOf, withServices, type GlobalOptions } from '../context.js';
 
 type Options = GlobalOptions & { json?: boolean; tenant?: string };
+
+/**
+ * The first line of standard input (without its line ending): how `user set-pin` takes a PIN, so
+ * that it never shows in `ps` or the shell history. Stops reading at the first newline.
+ */
+async function readFirstLine(): Promise<string> {
+  const stdin = process.stdin;
+  if (stdin.isTTY) process.stderr.write('PIN (then Enter): ');
+  let text = '';
+  for await (const chunk of stdin) {
+    text += typeof chunk === 'string' ? chunk : (chunk as Buffer).toString('utf8');
+    if (text.includes('\n')) break;
+  }
+  return (text.split('\n')[0] ?? '').replace(/\r$/, '');
+}
 
 function describe(user: UserView): string {
   const phones = user.phones.map((p) => `${p.type} ${p.number}`).join(', ');
@@ -127,6 +144,33 @@ export function registerUserCommands(program: Command): void {
       }),
     );
   }
+
+  tenantOption(
+    user
+      .command('set-pin <username>')
+      .description('set the PIN asked on calls in PIN mode, read from the first line of standard input (never an argument)')
+      .option('--pin-stdin', 'read the PIN from the first line of standard input (the default: a PIN is never taken as an argument)')
+      .option('--json', 'print JSON')
+      .addHelpText('after', "\nExample:\n  printf '%s\\n' \"$PIN\" | countersign user set-pin --tenant acme alice@acme.com --pin-stdin"),
+  ).action(async (username: string, options: Options & { pinStdin?: boolean }) => {
+    const pin = await readFirstLine();
+    if (pin === '') throw invalidInput('pin', 'is required: give it as the first line of standard input');
+    await withServices(options, async (services) => {
+      const tenant = await tenantOf(services, options.tenant);
+      const row = await findUser(services.db, tenant.id, username);
+      await setPin(services, CLI, tenant, row.id, pin);
+      print(options.json, { username: row.username, pin: 'set' }, () => `PIN set for ${row.username}`);
+    });
+  });
+
+  tenantOption(user.command('clear-pin <username>').description('remove the user’s PIN').option('--json', 'print JSON')).action((username: string, options: Options) =>
+    withServices(options, async (services) => {
+      const tenant = await tenantOf(services, options.tenant);
+      const row = await findUser(services.db, tenant.id, username);
+      await clearPin(services, CLI, tenant, row.id);
+      print(options.json, { username: row.username, pin: 'cleared' }, () => `PIN cleared for ${row.username}`);
+    }),
+  );
 
   tenantOption(user.command('methods <username>').description('list a user’s methods').option('--json', 'print JSON')).action((username: string, options: Options) =>
     withServices(options, async (services) => {
