@@ -9,6 +9,7 @@ import { actorOf, type Principal, type Services } from '../services.js';
 import { reserveAttempt } from '../store/attempts.js';
 import type { ChallengeRow, Database, TenantRow } from '../store/schema.js';
 import { decideChallenge, isOpen, OPEN_STATUSES, viewChallenge, type ChallengeView } from './challenge-state.js';
+import { tenantPrompts } from './greetings.js';
 import { reportFraud } from './fraud.js';
 import { verifyPin } from './pins.js';
 import type { PhoneMethod } from './phone-methods.js';
@@ -68,7 +69,7 @@ export function newOobCode(services: Services): string {
 }
 
 function sendContext(tenant: TenantRow, row: ChallengeRow): PhoneSendContext {
-  return { tenant, userId: row.user_id, challengeId: row.id, ip: row.ip, purpose: 'challenge' };
+  return { tenant, userId: row.user_id, challengeId: row.id, ip: row.ip, purpose: row.method_id?.startsWith('verify:') === true ? 'phone_verification' : 'challenge' };
 }
 
 /** Checks the limits, then builds the challenge row (not stored yet). */
@@ -77,14 +78,16 @@ export async function preparePhoneChallenge(
   tenant: TenantRow,
   base: Omit<ChallengeRow, 'method_id' | 'type' | 'status' | 'expires_at' | 'destination' | 'code_hash' | 'mode' | 'reason' | 'call_state' | 'reference'>,
   method: PhoneMethod,
+  options: { forceCode?: boolean } = {},
 ): Promise<PreparedPhoneChallenge> {
   const settings = tenantSettings(tenant);
   if (method.type === 'voice' && services.channels.voice === undefined) {
     throw new CountersignError('CONFLICT', `the ${services.channels.sms.provider} telephony provider cannot place calls; use a text message or configure Twilio`);
   }
-  await admitPhoneSend(services, { tenant, userId: base.user_id, challengeId: base.id, ip: base.ip, purpose: 'challenge' }, method.number);
+  await admitPhoneSend(services, { tenant, userId: base.user_id, challengeId: base.id, ip: base.ip, purpose: options.forceCode === true ? 'phone_verification' : 'challenge' }, method.number);
   const now = services.clock().getTime();
-  const mode = method.type === 'sms' ? settings.sms_mode : settings.voice_mode;
+  // A number being proven always gets a code to read back: a one-way text, or a call that says it.
+  const mode = options.forceCode === true ? (method.type === 'sms' ? 'one_way' : 'code') : method.type === 'sms' ? settings.sms_mode : settings.voice_mode;
   const needsCode = method.type === 'sms' || mode === 'code';
   const code = needsCode ? newOobCode(services) : undefined;
   const ttl = method.type === 'sms' ? (mode === 'two_way' ? settings.sms_two_way_timeout_seconds * 1000 : SMS_CODE_TTL_MS) : mode === 'code' ? SMS_CODE_TTL_MS : settings.challenge_ttl_seconds * 1000;
@@ -116,7 +119,7 @@ export async function dispatchPhoneChallenge(services: Services, tenant: TenantR
   const dispatch =
     row.type === 'sms'
       ? await sendText(services, sendContext(tenant, row), row.destination ?? '', smsText(tenant, settings, row, prepared.code ?? ''), reference)
-      : await placeCall(services, sendContext(tenant, row), row.destination ?? '', renderStep(settings, answerCall(voiceMode(row)).step, prepared.code), reference);
+      : await placeCall(services, sendContext(tenant, row), row.destination ?? '', await renderStep(services, tenant.id, settings, answerCall(voiceMode(row)).step, prepared.code), reference);
   await services.audit({
     tenantId: tenant.id,
     actor: 'system',
@@ -132,6 +135,7 @@ export async function dispatchPhoneChallenge(services: Services, tenant: TenantR
 }
 
 function smsText(tenant: TenantRow, settings: TenantSettings, row: ChallengeRow, code: string): string {
+  if (row.method_id?.startsWith('verify:') === true) return `${code} is your ${tenant.name} code to verify this phone number. It expires in 10 minutes.`;
   const what = row.app === null ? `${tenant.name} sign-in` : `${tenant.name} sign-in to ${row.app}`;
   if (row.mode === 'two_way') {
     const fraud = settings.fraud_alert_enabled ? ` If this was not you, reply ${settings.fraud_code}.` : '';
@@ -144,14 +148,21 @@ function voiceMode(row: ChallengeRow): VoiceMode {
   return row.mode === 'pin' || row.mode === 'code' ? row.mode : 'press';
 }
 
-/** Fills a step's prompts with the tenant's texts (or the built-in ones): what providers render. */
-function renderStep(settings: TenantSettings, plan: CallStepPlan, code?: string): CallStep {
+/** Fills a step's prompts with the tenant's own (flows/greetings.ts) or the built-in ones: what providers render. */
+async function renderStep(services: Services, tenantId: string, settings: TenantSettings, plan: CallStepPlan, code?: string): Promise<CallStep> {
+  const own = plan.say.length === 0 ? new Map<string, { text: string; audioUrl?: string }>() : await tenantPrompts(services, tenantId, settings.phone_language);
   const spoken = code === undefined ? '' : [...code].join(', ');
-  const prompts: Prompt[] = plan.say.map((p) => ({
-    kind: p.kind,
-    text: (p.text ?? DEFAULT_PROMPTS[p.kind]).replaceAll('{fraud_code}', settings.fraud_code).replaceAll('{code}', spoken),
-    language: settings.phone_language,
-  }));
+  const prompts: Prompt[] = plan.say.map((p) => {
+    const custom = own.get(p.kind);
+    // A recording cannot say this call's code: the code prompt is always spoken.
+    const audioUrl = p.kind === 'code' ? undefined : custom?.audioUrl;
+    return {
+      kind: p.kind,
+      text: (custom?.text ?? DEFAULT_PROMPTS[p.kind]).replaceAll('{fraud_code}', settings.fraud_code).replaceAll('{code}', spoken),
+      language: settings.phone_language,
+      ...(audioUrl === undefined ? {} : { audioUrl }),
+    };
+  });
   return { prompts, ...(plan.gather === undefined ? {} : { gather: { timeoutSeconds: 10, maxDigits: plan.gather.maxDigits } }), hangup: plan.hangup };
 }
 
@@ -176,7 +187,7 @@ export async function callAnswered(services: Services, reference: string): Promi
   await services.db.updateTable('challenges').set({ status: 'answered' }).where('id', '=', row.id).where('status', '=', 'calling').execute();
   let code: string | undefined;
   if (voiceMode(row) === 'code') code = await openCallCode(services, row);
-  return renderStep(settings, answerCall(voiceMode(row)).step, code);
+  return renderStep(services, row.tenant_id, settings, answerCall(voiceMode(row)).step, code);
 }
 
 async function openCallCode(services: Services, row: ChallengeRow): Promise<string | undefined> {
@@ -206,7 +217,7 @@ export async function callKeys(services: Services, reference: string, keys: stri
   const now = services.clock().getTime();
   if (Number(row.expires_at) <= now) {
     await decideChallenge(services, row.id, 'expired');
-    return renderStep(settings, { say: [{ kind: 'denied' }], hangup: true });
+    return renderStep(services, tenant.id, settings, { say: [{ kind: 'denied' }], hangup: true });
   }
   const mode = voiceMode(row);
   const state = parseCallState(row.call_state);
@@ -218,7 +229,7 @@ export async function callKeys(services: Services, reference: string, keys: stri
   if (transition.outcome === undefined) {
     // Only while the call is still open: a replayed request after the decision changes nothing.
     await services.db.updateTable('challenges').set({ call_state: JSON.stringify(transition.state) }).where('id', '=', row.id).where('status', 'in', OPEN_STATUSES).execute();
-    return renderStep(settings, transition.step);
+    return renderStep(services, tenant.id, settings, transition.step);
   }
   const outcome = transition.outcome;
   if (outcome.status === 'fraud') {
@@ -232,9 +243,9 @@ export async function callKeys(services: Services, reference: string, keys: stri
       detail: { challenge: row.id, method: row.method_id, ...(outcome.status === 'approved' ? {} : { reason: outcome.reason }) },
     });
   } else {
-    return renderStep(settings, GOODBYE);
+    return renderStep(services, tenant.id, settings, GOODBYE);
   }
-  return renderStep(settings, transition.step);
+  return renderStep(services, tenant.id, settings, transition.step);
 }
 
 /** Twilio's (or another provider's) call and message status names that end a challenge, with the reason shown. */

@@ -23,7 +23,8 @@ export interface UserView {
   username: string;
   display_name: string | null;
   email: string | null;
-  phones: { type: PhoneTypeName; number: string }[];
+  /** `verified`: proven by a code, or pre-registered by an administrator; only verified numbers take texts and calls. */
+  phones: { type: PhoneTypeName; number: string; verified: boolean }[];
   groups: string[];
   mfa_state: MfaStateName;
   status: 'active' | 'blocked' | 'locked_out';
@@ -58,11 +59,11 @@ export async function viewUsers(db: Kysely<Database>, rows: readonly UserRow[], 
   if (rows.length === 0) return [];
   const ids = rows.map((r) => r.id);
   const [phoneRows, groupRows] = await Promise.all([
-    db.selectFrom('user_phones').select(['user_id', 'type', 'number']).where('user_id', 'in', ids).orderBy('type').execute(),
+    db.selectFrom('user_phones').select(['user_id', 'type', 'number', 'verified_at']).where('user_id', 'in', ids).orderBy('type').execute(),
     db.selectFrom('user_groups').select(['user_id', 'name']).where('user_id', 'in', ids).orderBy('name').execute(),
   ]);
   const phones = new Map<string, UserView['phones']>();
-  for (const p of phoneRows) phones.set(p.user_id, [...(phones.get(p.user_id) ?? []), { type: p.type, number: p.number }]);
+  for (const p of phoneRows) phones.set(p.user_id, [...(phones.get(p.user_id) ?? []), { type: p.type, number: p.number, verified: p.verified_at !== null }]);
   const groups = new Map<string, string[]>();
   for (const g of groupRows) groups.set(g.user_id, [...(groups.get(g.user_id) ?? []), g.name]);
   return rows.map((row) => viewOf(row, phones.get(row.id) ?? [], groups.get(row.id) ?? [], nowMs));

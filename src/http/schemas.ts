@@ -19,7 +19,7 @@ export const TenantQuery = Type.Object(
 
 export const Tenant = Type.Object({ id: Type.String(), name: Type.String(), created_at: Type.String() });
 
-export const Phone = Type.Object({ type: Type.String(), number: Type.String() });
+export const Phone = Type.Object({ type: Type.String(), number: Type.String(), verified: Type.Boolean() });
 
 export const User = Type.Object({
   id: Type.String(),

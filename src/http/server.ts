@@ -4,6 +4,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Services } from '../services.js';
 import { installErrorHandling } from './errors.js';
+import { adminGreetingRoutes } from './routes/admin-greetings.js';
 import { adminMethodRoutes } from './routes/admin-methods.js';
 import { adminNotificationRoutes } from './routes/admin-notifications.js';
 import { adminOutboxRoutes } from './routes/admin-outbox.js';
@@ -51,6 +52,7 @@ export async function buildServer(services: Services): Promise<FastifyInstance> 
   await app.register(adminTokenRoutes, { services });
   await app.register(adminNotificationRoutes, { services });
   await app.register(adminOutboxRoutes, { services });
+  await app.register(adminGreetingRoutes, { services });
   await app.register(telephonyWebhookRoutes, { services });
   app.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/docs'));
   return app;

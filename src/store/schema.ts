@@ -27,6 +27,7 @@ export interface Database {
   outbox: OutboxTable;
   rate_windows: RateWindowsTable;
   webhook_events: WebhookEventsTable;
+  phone_greetings: PhoneGreetingsTable;
 }
 
 export interface TenantsTable {
@@ -75,6 +76,10 @@ export interface UserPhonesTable {
   created_at: number;
   /** When the number was proven (a code sent to it read back) or pre-registered by an administrator; null = not usable yet. */
   verified_at: Later<number>;
+  /** While the number is being proven: HMAC of the code sent to it, its expiry, attempts used. */
+  verify_code_hash: Later<string>;
+  verify_expires_at: Later<number>;
+  verify_attempts: Generated<number>;
 }
 
 export interface UserGroupsTable {
@@ -269,6 +274,22 @@ export interface RateWindowsTable {
   key: string;
   window_start: number;
   count: number;
+}
+
+/** A tenant's call prompt (Azure's custom voice messages), per language and message type. */
+export interface PhoneGreetingsTable {
+  /** Random: also the unguessable name under which the audio is served to the provider. */
+  id: string;
+  tenant_id: string;
+  language: string;
+  /** greeting | pin_greeting | fraud_prompt | fraud_confirmed | success | denied | retry | code */
+  kind: string;
+  /** What is spoken (text-to-speech), and what the outbox shows; also kept beside an audio file. */
+  text: string;
+  /** The uploaded audio file, base64 (at most 1 MB), or null for text-to-speech. */
+  audio: string | null;
+  audio_type: string | null;
+  updated_at: number;
 }
 
 export interface WebhookEventsTable {

@@ -49,7 +49,7 @@ describe('create', () => {
       username: 'ann.lee@contoso.com',
       display_name: 'Ann Lee',
       email: 'ann.lee@contoso.com',
-      phones: [{ type: 'mobile', number: '+14255550100' }],
+      phones: [{ type: 'mobile', number: '+14255550100', verified: true }],
       groups: ['finance', 'vpn'],
       mfa_state: 'enforced',
       status: 'active',
@@ -75,8 +75,8 @@ describe('create', () => {
     });
     expect(typed.status).toBe(201);
     expect(typed.body.phones).toEqual([
-      { type: 'mobile', number: '+14255550101' },
-      { type: 'office', number: '+442079460958' },
+      { type: 'mobile', number: '+14255550101', verified: true },
+      { type: 'office', number: '+442079460958', verified: true },
     ]);
   });
 
@@ -446,7 +446,7 @@ describe('import from CSV', () => {
       username: 'new1@contoso.com',
       display_name: 'New One',
       email: 'new1@contoso.com',
-      phones: [{ type: 'mobile', number: '+14255550120' }],
+      phones: [{ type: 'mobile', number: '+14255550120', verified: true }],
       groups: [],
       mfa_state: 'enabled',
       status: 'active',
@@ -461,7 +461,7 @@ describe('import from CSV', () => {
     });
     expect((await t.admin('GET', '/v1/admin/users/quoted@contoso.com?tenant=import')).body).toMatchObject({
       display_name: 'Lee, Ann',
-      phones: [{ type: 'mobile', number: '+442079460958' }],
+      phones: [{ type: 'mobile', number: '+442079460958', verified: true }],
       mfa_state: 'enforced',
     });
     // Empty fields keep what was stored; the block is not lifted by an import.
@@ -480,8 +480,8 @@ describe('import from CSV', () => {
       ...existing.body,
       display_name: 'New Name',
       phones: [
-        { type: 'mobile', number: '+14255550199' },
-        { type: 'office', number: '+14255550111' },
+        { type: 'mobile', number: '+14255550199', verified: true },
+        { type: 'office', number: '+14255550111', verified: true },
       ],
       mfa_state: 'disabled',
       status: 'blocked',
@@ -568,7 +568,7 @@ describe('import from CSV', () => {
       username: 'user054320@bulk.example',
       display_name: 'User 054320',
       email: 'user054320@mail.example',
-      phones: [{ type: 'mobile', number: '+14255554320' }],
+      phones: [{ type: 'mobile', number: '+14255554320', verified: true }],
       mfa_state: 'enforced',
     });
     expect((await t.admin('GET', '/v1/admin/users/user099999@bulk.example?tenant=import-100k')).body).toMatchObject({ phones: [], mfa_state: 'disabled' });

@@ -182,4 +182,57 @@ describe('phone call and text message challenges (outbox)', () => {
     expect(unknown.status).toBe(400);
     expect(unknown.body.error.message).toContain('sms:mobile, voice:mobile');
   });
+
+  it('OOB-05 proof of a number: a new number is unusable until the code sent to it is read back', async () => {
+    const created = await t.admin('POST', '/v1/admin/users?tenant=default', { username: 'prove@contoso.com', mfa_state: 'enforced' });
+    expect(created.status).toBe(201);
+    const started = await t.admin('POST', '/v1/admin/users/prove@contoso.com/phones/mobile/verify?tenant=default', { number: '(425) 555-7788' });
+    expect(started.status).toBe(201);
+    expect(started.body).toMatchObject({ type: 'mobile', number: '+14255557788', status: 'sent' });
+    // Not usable yet: no phone methods, and the admin view says unverified.
+    expect((await t.api('POST', '/v1/preauth', { username: 'prove@contoso.com' })).body.result).toBe('enroll');
+    expect((await t.admin('GET', '/v1/admin/users/prove@contoso.com?tenant=default')).body.phones).toEqual([{ type: 'mobile', number: '+14255557788', verified: false }]);
+    const text = await messageFor(started.body.challenge_id);
+    expect(text.text).toMatch(/^\d{6} is your default code to verify this phone number/);
+    const code = text.text.slice(0, 6);
+    const confirm = (c: string) => t.admin('POST', '/v1/admin/users/prove@contoso.com/phones/mobile/verify/confirm?tenant=default', { code: c });
+    expect((await confirm(code === '000000' ? '111111' : '000000')).body).toMatchObject({ verified: false, reason: 'invalid_code' });
+    expect((await confirm(code)).body).toMatchObject({ status: 'approved', verified: true });
+    expect((await t.admin('GET', '/v1/admin/users/prove@contoso.com?tenant=default')).body.phones).toEqual([{ type: 'mobile', number: '+14255557788', verified: true }]);
+    expect((await t.api('POST', '/v1/preauth', { username: 'prove@contoso.com' })).body.methods.map((m: { id: string }) => m.id)).toEqual(['sms:mobile', 'voice:mobile']);
+    // Proving it again is refused; an office number is proven by a call that reads the code.
+    expect((await t.admin('POST', '/v1/admin/users/prove@contoso.com/phones/mobile/verify?tenant=default', { number: '+14255557788' })).status).toBe(409);
+    const office = await t.admin('POST', '/v1/admin/users/prove@contoso.com/phones/office/verify?tenant=default', { number: '+14255557789' });
+    expect(office.body.status).toBe('calling');
+    expect((await messageFor(office.body.challenge_id)).text).toMatch(/Your verification code is (\d, ){5}\d/);
+    expect((await t.admin('POST', '/v1/admin/users/prove@contoso.com/phones/pager/verify?tenant=default', { number: '+14255557789' })).body.error.message).toMatch(/^type: must be one of mobile, office, alternate/);
+    expect((await t.admin('POST', '/v1/admin/users/prove@contoso.com/phones/office/verify?tenant=default', { number: 'call me' })).body.error.message).toMatch(/^number: /);
+  });
+
+  it('greetings: a tenant’s text replaces the built-in prompt; an uploaded audio file is served for the provider; bad input is refused', async () => {
+    const set = await t.admin('PUT', '/v1/admin/greetings/en-US/greeting?tenant=default', { text: 'Contoso sign-in. Press pound to approve.' });
+    expect(set.body).toMatchObject({ language: 'en-US', kind: 'greeting', audio: false });
+    const { username } = await phoneUser();
+    const call = await messageFor((await t.api('POST', '/v1/challenges', { username, method: 'voice' })).body.id);
+    expect(call.text).toBe('Contoso sign-in. Press pound to approve.');
+    const wav = Buffer.concat([Buffer.from('RIFF'), Buffer.alloc(4), Buffer.from('WAVEfmt '), Buffer.alloc(64)]);
+    const upload = await t.app.inject({ method: 'PUT', url: '/v1/admin/greetings/en-US/success?tenant=default&text=Thanks', headers: { authorization: `Bearer ${t.adminKey}`, 'content-type': 'audio/wav' }, payload: wav });
+    expect(upload.statusCode).toBe(200);
+    expect(upload.json()).toMatchObject({ kind: 'success', audio: true, text: 'Thanks' });
+    const row = await t.services.db.selectFrom('phone_greetings').select('id').where('kind', '=', 'success').executeTakeFirstOrThrow();
+    const served = await t.app.inject({ method: 'GET', url: `/v1/telephony/audio/${row.id}` });
+    expect(served.statusCode).toBe(200);
+    expect(served.headers['content-type']).toBe('audio/wav');
+    expect(served.rawPayload.equals(wav)).toBe(true);
+    const notAudio = await t.app.inject({ method: 'PUT', url: '/v1/admin/greetings/en-US/retry?tenant=default', headers: { authorization: `Bearer ${t.adminKey}`, 'content-type': 'audio/mpeg' }, payload: Buffer.from('not audio at all') });
+    expect(notAudio.json().error.message).toBe('audio: not an MP3 or WAV file');
+    const big = await t.app.inject({ method: 'PUT', url: '/v1/admin/greetings/en-US/retry?tenant=default', headers: { authorization: `Bearer ${t.adminKey}`, 'content-type': 'audio/mpeg' }, payload: Buffer.concat([Buffer.from('ID3'), Buffer.alloc(1024 * 1024)]) });
+    expect(big.statusCode).toBe(413);
+    expect((await t.admin('PUT', '/v1/admin/greetings/english/greeting?tenant=default', { text: 'x' })).body.error.message).toMatch(/^language: /);
+    expect((await t.admin('PUT', '/v1/admin/greetings/en-US/hello?tenant=default', { text: 'x' })).body.error.message).toMatch(/^kind: must be one of greeting, /);
+    expect((await t.admin('PUT', '/v1/admin/greetings/en-US/code?tenant=default', { text: 'no code here' })).body.error.message).toContain('{code}');
+    expect((await t.admin('GET', '/v1/admin/greetings?tenant=default')).body.greetings.map((g: { kind: string }) => g.kind)).toEqual(['greeting', 'success']);
+    expect((await t.admin('DELETE', '/v1/admin/greetings/en-US/greeting?tenant=default')).status).toBe(204);
+    expect((await t.admin('DELETE', '/v1/admin/greetings/en-US/greeting?tenant=default')).status).toBe(404);
+  });
 });

@@ -50,13 +50,14 @@ export function registerOutboxCommands(program: Command): void {
   const outbox = program.command('outbox').description('the local outbox: texts and calls sent through the default provider, seen from the phone');
   const tenantOption = (c: Command): Command => addStoreOptions(c.option('--tenant <tenant>', 'only this tenant (id or name; default every tenant)').option('--json', 'print JSON'));
 
-  tenantOption(outbox.command('list').description('texts and calls, newest first').option('--limit <n>', `how many (1–${MAX_LIMIT})`, '50')).action((options: Options) =>
-    withServices(options, async (services) => {
-      const limit = parseLimit(options.limit);
+  tenantOption(outbox.command('list').description('texts and calls, newest first').option('--limit <n>', `how many (1–${MAX_LIMIT})`, '50')).action(async (options: Options) => {
+    // Checked before the store is opened.
+    const limit = parseLimit(options.limit);
+    await withServices(options, async (services) => {
       const messages = (await listOutbox(services, { tenantId: await scope(services, options.tenant), limit })).map(messageOf);
       print(options.json, messages, () => messages.map(describe).join('\n') || '(the outbox is empty)');
-    }),
-  );
+    });
+  });
 
   tenantOption(outbox.command('show <id>').description('one text or call')).action((id: string, options: Options) =>
     withServices(options, async (services) => {

@@ -3,6 +3,7 @@ import { Type } from 'typebox';
 import { bulkSetStates, importUsers } from '../../flows/user-import.js';
 import { createUser, deleteUser, viewUser, listUsers, setUserBlocked, setUserState, unlockUser, updateUser } from '../../flows/users.js';
 import { clearPin, setPin } from '../../flows/pins.js';
+import { confirmPhoneVerification, startPhoneVerification } from '../../flows/phone-verification.js';
 import type { Services } from '../../services.js';
 import { acceptFileBodies } from '../file-bodies.js';
 import { adminTenant, adminUser } from '../admin-context.js';
@@ -132,6 +133,52 @@ export const adminUserRoutes: FastifyPluginAsyncTypebox<{ services: Services }> 
       const { principal, tenant, user } = await adminUser(services, request, request.params.user);
       await clearPin(services, principal, tenant, user.id);
       return reply.code(204).send(null);
+    },
+  );
+
+  const PhoneParams = Type.Object({ user: Type.String({ minLength: 1, maxLength: 256 }), type: Type.String({ maxLength: 16 }) });
+  app.post(
+    '/v1/admin/users/:user/phones/:type/verify',
+    {
+      schema: {
+        tags,
+        security,
+        summary: 'Prove a phone number: a code goes to it (a text to a mobile, a call to an office or alternate number); the number is usable once the code is read back',
+        params: PhoneParams,
+        querystring: TenantQuery,
+        body: Type.Object({ number: Type.String({ maxLength: 40 }) }, { additionalProperties: false }),
+        response: {
+          201: Type.Object({ challenge_id: Type.String(), type: Type.String(), number: Type.String(), status: Type.String(), expires_at: Type.String() }),
+          ...errors,
+          429: ErrorBody,
+          502: ErrorBody,
+        },
+      },
+    },
+    async (request, reply) => {
+      const { principal, tenant, user } = await adminUser(services, request, request.params.user);
+      return reply.code(201).send(await startPhoneVerification(services, principal, tenant, user, request.params.type, request.body.number));
+    },
+  );
+  app.post(
+    '/v1/admin/users/:user/phones/:type/verify/confirm',
+    {
+      schema: {
+        tags,
+        security,
+        summary: 'Read back the code sent to a phone number being proven',
+        params: PhoneParams,
+        querystring: TenantQuery,
+        body: Type.Object({ code: Type.String({ maxLength: 16 }) }, { additionalProperties: false }),
+        response: {
+          200: Type.Object({ id: Type.String(), status: Type.String(), type: Type.String(), expires_at: Type.String(), reason: Type.Optional(Type.String()), verified: Type.Boolean() }),
+          ...errors,
+        },
+      },
+    },
+    async (request) => {
+      const { principal, tenant, user } = await adminUser(services, request, request.params.user);
+      return confirmPhoneVerification(services, principal, tenant, user, request.params.type, request.body.code);
     },
   );
 

@@ -13,6 +13,10 @@ export async function up(db: Kysely<any>): Promise<void> {
   await db.schema.alterTable('user_phones').addColumn('verified_at', 'bigint').execute();
   await db.updateTable('user_phones').set({ verified_at: sql`created_at` }).execute();
   await db.schema.createIndex('user_phones_number').on('user_phones').columns(['number']).execute();
+  // A number being proven: the keyed hash of the code sent to it, its expiry and the attempts used.
+  await db.schema.alterTable('user_phones').addColumn('verify_code_hash', 'text').execute();
+  await db.schema.alterTable('user_phones').addColumn('verify_expires_at', 'bigint').execute();
+  await db.schema.alterTable('user_phones').addColumn('verify_attempts', 'integer', (c) => c.notNull().defaultTo(0)).execute();
   // argon2id PHC string of the PIN asked for on calls in PIN mode.
   await db.schema.alterTable('users').addColumn('pin_hash', 'text').execute();
 
@@ -72,6 +76,20 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addPrimaryKeyConstraint('rate_windows_pk', ['key', 'window_start'])
     .execute();
 
+  // A tenant's own call prompts, per language and Azure message type: spoken text, or an audio file.
+  await db.schema
+    .createTable('phone_greetings')
+    .addColumn('id', 'text', (c) => c.primaryKey())
+    .addColumn('tenant_id', 'text', (c) => c.notNull().references('tenants.id').onDelete('cascade'))
+    .addColumn('language', 'text', (c) => c.notNull())
+    .addColumn('kind', 'text', (c) => c.notNull())
+    .addColumn('text', 'text', (c) => c.notNull())
+    .addColumn('audio', 'text')
+    .addColumn('audio_type', 'text')
+    .addColumn('updated_at', 'bigint', (c) => c.notNull())
+    .addUniqueConstraint('phone_greetings_kind', ['tenant_id', 'language', 'kind'])
+    .execute();
+
   // Webhooks already handled (a provider's retry or a replayed request is seen once).
   await db.schema
     .createTable('webhook_events')
@@ -83,9 +101,9 @@ export async function up(db: Kysely<any>): Promise<void> {
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
-  for (const table of ['webhook_events', 'rate_windows', 'outbox', 'telephony_log']) await db.schema.dropTable(table).execute();
+  for (const table of ['webhook_events', 'phone_greetings', 'rate_windows', 'outbox', 'telephony_log']) await db.schema.dropTable(table).execute();
   for (const index of ['challenges_reference', 'challenges_destination', 'user_phones_number']) await db.schema.dropIndex(index).execute();
   for (const column of ['reference', 'call_state', 'reason', 'mode', 'code_hash', 'destination']) await db.schema.alterTable('challenges').dropColumn(column).execute();
   await db.schema.alterTable('users').dropColumn('pin_hash').execute();
-  await db.schema.alterTable('user_phones').dropColumn('verified_at').execute();
+  for (const column of ['verify_attempts', 'verify_expires_at', 'verify_code_hash', 'verified_at']) await db.schema.alterTable('user_phones').dropColumn(column).execute();
 }
