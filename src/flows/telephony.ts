@@ -108,3 +108,41 @@ export async function recordTelephonyStatus(services: Services, reference: strin
     .where('id', '=', reference)
     .execute();
 }
+
+export interface TelephonyLogView {
+  id: string;
+  at: string;
+  user_id: string | null;
+  challenge_id: string | null;
+  kind: 'sms' | 'call';
+  purpose: string;
+  provider: string;
+  provider_id: string | null;
+  number: string;
+  country: string | null;
+  status: string;
+  units: number;
+  error: string | null;
+}
+
+/** The telephony log of a tenant, newest first: what the usage report counts. Numbers are masked. */
+export async function listTelephonyLog(services: Services, tenant: TenantRow, options: { limit: number; since?: number | undefined }): Promise<TelephonyLogView[]> {
+  let query = services.db.selectFrom('telephony_log').selectAll().where('tenant_id', '=', tenant.id).orderBy('created_at', 'desc').orderBy('id').limit(options.limit);
+  if (options.since !== undefined) query = query.where('created_at', '>=', options.since);
+  const rows = await query.execute();
+  return rows.map((r) => ({
+    id: r.id,
+    at: new Date(Number(r.created_at)).toISOString(),
+    user_id: r.user_id,
+    challenge_id: r.challenge_id,
+    kind: r.kind,
+    purpose: r.purpose,
+    provider: r.provider,
+    provider_id: r.provider_id,
+    number: r.number_masked,
+    country: r.country,
+    status: r.status,
+    units: Number(r.units),
+    error: r.error,
+  }));
+}

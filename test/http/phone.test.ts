@@ -235,4 +235,14 @@ describe('phone call and text message challenges (outbox)', () => {
     expect((await t.admin('DELETE', '/v1/admin/greetings/en-US/greeting?tenant=default')).status).toBe(204);
     expect((await t.admin('DELETE', '/v1/admin/greetings/en-US/greeting?tenant=default')).status).toBe(404);
   });
+
+  it('the telephony log lists every text and call of the tenant with the number masked', async () => {
+    const log = await t.admin('GET', '/v1/admin/telephony-log?tenant=default&limit=1000');
+    expect(log.status).toBe(200);
+    expect(log.body.entries.length).toBeGreaterThan(5);
+    for (const entry of log.body.entries) expect(entry.number).toMatch(/^\+\d+ [X\d-]+$/);
+    expect(JSON.stringify(log.body)).not.toMatch(/\+1425555\d{4}/);
+    expect(log.body.entries[0]).toMatchObject({ provider: 'outbox', country: 'US', units: 1 });
+    expect((await t.admin('GET', '/v1/admin/telephony-log?tenant=default&since=yesterday')).status).toBe(400);
+  });
 });

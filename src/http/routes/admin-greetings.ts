@@ -1,10 +1,11 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { AUDIO_TYPES, deleteGreeting, greetingAudio, listGreetings, MAX_AUDIO_BYTES, setGreeting } from '../../flows/greetings.js';
+import { listTelephonyLog } from '../../flows/telephony.js';
 import { invalidInput } from '../../core/errors.js';
 import type { Services } from '../../services.js';
 import { adminTenant } from '../admin-context.js';
-import { ErrorBody, TenantQuery } from '../schemas.js';
+import { ErrorBody, Nullable, TenantQuery } from '../schemas.js';
 
 /**
  * A tenant's call prompts (Azure's custom voice messages): `PUT /v1/admin/greetings/{language}/{kind}`
@@ -65,6 +66,40 @@ export const adminGreetingRoutes: FastifyPluginAsyncTypebox<{ services: Services
       const { principal, tenant } = await adminTenant(services, request);
       await deleteGreeting(services, principal, tenant, request.params.language, request.params.kind);
       return reply.code(204).send(null);
+    },
+  );
+
+  const LogEntry = Type.Object({
+    id: Type.String(),
+    at: Type.String(),
+    user_id: Nullable(Type.String()),
+    challenge_id: Nullable(Type.String()),
+    kind: Type.String(),
+    purpose: Type.String(),
+    provider: Type.String(),
+    provider_id: Nullable(Type.String()),
+    number: Type.String(),
+    country: Nullable(Type.String()),
+    status: Type.String(),
+    units: Type.Integer(),
+    error: Nullable(Type.String()),
+  });
+  app.get(
+    '/v1/admin/telephony-log',
+    {
+      schema: {
+        tags,
+        security,
+        summary: 'Texts and calls sent for the tenant, newest first (numbers masked): the telephony usage',
+        querystring: Type.Object({ tenant: Type.Optional(Type.String()), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000 })), since: Type.Optional(Type.String({ format: 'date-time' })) }, { additionalProperties: false }),
+        response: { 200: Type.Object({ entries: Type.Array(LogEntry) }), ...errors },
+      },
+    },
+    async (request) => {
+      const { tenant } = await adminTenant(services, request);
+      const since = request.query.since === undefined ? undefined : Date.parse(request.query.since);
+      if (since !== undefined && Number.isNaN(since)) throw invalidInput('since', 'must be an ISO 8601 time');
+      return { entries: await listTelephonyLog(services, tenant, { limit: request.query.limit ?? 100, since }) };
     },
   );
 
