@@ -84,8 +84,13 @@ export async function preparePhoneChallenge(
   if (method.type === 'voice' && services.channels.voice === undefined) {
     throw new CountersignError('CONFLICT', `the ${services.channels.sms.provider} telephony provider cannot place calls; use a text message or configure Twilio`);
   }
-  await admitPhoneSend(services, { tenant, userId: base.user_id, challengeId: base.id, ip: base.ip, purpose: options.forceCode === true ? 'phone_verification' : 'challenge' }, method.number);
   const now = services.clock().getTime();
+  // A locked-out user gets no texts or calls until the lockout ends (they would cost money and could not approve).
+  const lock = await services.db.selectFrom('users').select('locked_until').where('id', '=', base.user_id).executeTakeFirst();
+  if (lock?.locked_until !== null && lock?.locked_until !== undefined && Number(lock.locked_until) > now) {
+    throw new CountersignError('RATE_LIMITED', 'the user is locked out after too many failed verifications', { retryAfter: Math.ceil((Number(lock.locked_until) - now) / 1000) });
+  }
+  await admitPhoneSend(services, { tenant, userId: base.user_id, challengeId: base.id, ip: base.ip, purpose: options.forceCode === true ? 'phone_verification' : 'challenge' }, method.number);
   // A number being proven always gets a code to read back: a one-way text, or a call that says it.
   const mode = options.forceCode === true ? (method.type === 'sms' ? 'one_way' : 'code') : method.type === 'sms' ? settings.sms_mode : settings.voice_mode;
   const needsCode = method.type === 'sms' || mode === 'code';
@@ -232,6 +237,12 @@ export async function callKeys(services: Services, reference: string, keys: stri
     return renderStep(services, tenant.id, settings, transition.step);
   }
   const outcome = transition.outcome;
+  if (outcome.status === 'denied' && (outcome.reason === 'wrong_pin' || outcome.reason === 'wrong_key')) {
+    // Azure counts MFA denials towards the lockout: a wrong PIN is a failed verification.
+    const user = await services.db.selectFrom('users').select('username').where('id', '=', row.user_id).executeTakeFirst();
+    const policy = { threshold: settings.lockout_threshold, resetMinutes: settings.lockout_reset_minutes, lockoutMinutes: settings.lockout_minutes };
+    if (user !== undefined) await services.writes.run((db) => reserveAttempt(db, tenant.id, user.username, policy, now, 'failure'));
+  }
   if (outcome.status === 'fraud') {
     await reportFraud(services, tenant, row, 'call');
   } else if (await decideChallenge(services, row.id, outcome.status, outcome.status === 'approved' ? null : outcome.reason)) {

@@ -164,4 +164,26 @@ describe('phone and text message security', () => {
       await t.admin('PATCH', '/v1/admin/settings?tenant=default', { sms_mode: 'one_way', fraud_block_days: 90 });
     }
   });
+
+  it('RL-01: a locked-out user gets no text or call (429 with Retry-After, nothing sent); wrong PINs count towards the lockout', async () => {
+    await t.admin('PATCH', '/v1/admin/settings?tenant=default', { lockout_threshold: 2, voice_mode: 'pin' });
+    try {
+      const { username } = await phoneUser();
+      expect((await t.admin('PUT', `/v1/admin/users/${username}/pin?tenant=default`, { pin: '2580' })).status).toBe(204);
+      const call = await textFor((await t.api('POST', '/v1/challenges', { username, method: 'voice' })).body.id);
+      await t.admin('POST', `/v1/admin/outbox/${call.id}/press`, { digits: '1111#' });
+      await t.admin('POST', `/v1/admin/outbox/${call.id}/press`, { digits: '0000#' });
+      const call2 = await textFor((await t.api('POST', '/v1/challenges', { username, method: 'voice' })).body.id);
+      await t.admin('POST', `/v1/admin/outbox/${call2.id}/press`, { digits: '1111#' });
+      await t.admin('POST', `/v1/admin/outbox/${call2.id}/press`, { digits: '0000#' });
+      expect((await t.api('POST', '/v1/preauth', { username })).body).toMatchObject({ result: 'deny', reason: 'locked_out' });
+      const before = await outboxCount();
+      const refused = await t.app.inject({ method: 'POST', url: '/v1/challenges', headers: { authorization: `Bearer ${t.appKey}` }, payload: { username, method: 'sms' } });
+      expect(refused.statusCode).toBe(429);
+      expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
+      expect(await outboxCount()).toBe(before);
+    } finally {
+      await t.admin('PATCH', '/v1/admin/settings?tenant=default', { lockout_threshold: 10, voice_mode: 'press' });
+    }
+  });
 });
