@@ -5,6 +5,7 @@ import { registerAppCommands } from './commands/app.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerKeyCommands } from './commands/keys.js';
 import { registerOutboxCommands } from './commands/outbox.js';
+import { registerPhoneCommands } from './commands/phone.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerSettingsCommands } from './commands/settings.js';
 import { registerTenantCommands } from './commands/tenant.js';
@@ -39,6 +40,7 @@ export function buildProgram(): Command {
   registerKeyCommands(program);
   registerAuditCommands(program);
   registerOutboxCommands(program);
+  registerPhoneCommands(program);
   return program;
 }
 
