@@ -21,8 +21,11 @@ export function maskPhone(e164: string): string {
   return `+${parsed.countryCallingCode} ${masked}`;
 }
 
-/** The ISO 3166 country and the calling code of an E.164 number. */
-export function phoneRegion(e164: string): { country: string | null; callingCode: string } {
+/** The ISO 3166 country, the calling code and the line type (MOBILE, PREMIUM_RATE, …) of an E.164 number. */
+export function phoneRegion(e164: string): { country: string | null; callingCode: string; type: string | undefined } {
   const parsed = parsePhoneNumberFromString(e164);
-  return { country: parsed?.country ?? null, callingCode: parsed?.countryCallingCode ?? e164.slice(1, 3) };
+  return { country: parsed?.country ?? null, callingCode: parsed?.countryCallingCode ?? e164.slice(1, 3), type: parsed?.getType() };
 }
+
+/** Line types never texted or called: their cost is the toll-fraud business model (SECURITY.md OOB-07). */
+export const REFUSED_LINE_TYPES: readonly string[] = ['PREMIUM_RATE', 'SHARED_COST'];

@@ -40,3 +40,11 @@ export async function decideChallenge(services: Services, id: string, status: Ch
   if (decided) services.notifier.publish(id);
   return decided;
 }
+
+/** Ends every open challenge of a user (blocked: by an administrator or a fraud report), waking their waiters. */
+export async function denyOpenChallenges(services: Services, userId: string, reason: string): Promise<number> {
+  const open = await services.db.selectFrom('challenges').select('id').where('user_id', '=', userId).where('status', 'in', OPEN_STATUSES).execute();
+  let denied = 0;
+  for (const { id } of open) if (await decideChallenge(services, id, 'denied', reason)) denied++;
+  return denied;
+}

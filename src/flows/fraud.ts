@@ -1,7 +1,7 @@
 import { tenantSettings } from './tenants.js';
 import type { Services } from '../services.js';
 import type { ChallengeRow, TenantRow } from '../store/schema.js';
-import { decideChallenge } from './challenge-state.js';
+import { decideChallenge, denyOpenChallenges } from './challenge-state.js';
 import { queueUserNotification } from './notifications.js';
 
 /**
@@ -19,6 +19,8 @@ export async function reportFraud(services: Services, tenant: TenantRow, row: Ch
     const until = settings.fraud_block_days === 0 ? null : now + settings.fraud_block_days * 86_400_000;
     await services.db.updateTable('users').set({ status: 'blocked', blocked_reason: 'fraud', blocked_until: until, updated_at: now }).where('id', '=', row.user_id).execute();
     await services.audit({ tenantId: tenant.id, actor: 'system', action: 'user.blocked', target: row.user_id, detail: { reason: 'fraud', until: until === null ? null : new Date(until).toISOString() } });
+    // Other requests open at the same moment (another call, a text) must not approve now.
+    await denyOpenChallenges(services, row.user_id, 'blocked');
   }
   await queueUserNotification(services, tenant, row.user_id, 'fraud_reported', { challenge: row.id, source, blocked: settings.fraud_block_user, at: new Date(now).toISOString() });
   return true;

@@ -74,7 +74,8 @@ export async function replyOutbox(services: Services, id: string, text: unknown,
   if (typeof text !== 'string' || text.trim() === '' || text.length > 160) throw invalidInput('text', 'must be 1–160 characters');
   const row = await load(services, id, tenantId);
   if (row.kind !== 'sms') throw new CountersignError('CONFLICT', `outbox message ${id} is a call: press keys instead`);
-  const result = await inboundText(services, row.to_number, text);
+  // The phone replies to this text: it answers this text's challenge only, never another tenant's.
+  const result = await inboundText(services, row.to_number, text, { challengeId: row.challenge_id });
   await services.db.updateTable('outbox').set({ status: 'replied', updated_at: services.clock().getTime() }).where('id', '=', id).execute();
   return { message: await showOutbox(services, id), result };
 }

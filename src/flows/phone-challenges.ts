@@ -226,9 +226,17 @@ export async function callKeys(services: Services, reference: string, keys: stri
   }
   const mode = voiceMode(row);
   const state = parseCallState(row.call_state);
+  const user = await services.db.selectFrom('users').select('username').where('id', '=', row.user_id).executeTakeFirstOrThrow();
+  const ended = (kind: 'denied' | 'success') => renderStep(services, tenant.id, settings, { say: [{ kind }], hangup: true });
   let pinMatches: boolean | undefined;
   if (mode === 'pin' && state.stage === 'main' && keys.endsWith('#') && keys !== `${settings.fraud_code}#`) {
     pinMatches = await verifyPin(services, row.user_id, keys.slice(0, -1));
+    // Every wrong PIN is a failed verification against the user's lockout (Azure counts denials);
+    // once locked, the call ends.
+    if (!pinMatches && !(await countFailure(services, tenant, row, user.username, 'wrong_pin'))) {
+      await decideChallenge(services, row.id, 'denied', 'locked_out');
+      return ended('denied');
+    }
   }
   const transition: CallTransition = pressKeys(state, keys, { mode, fraudEnabled: settings.fraud_alert_enabled, fraudCode: settings.fraud_code, pinMatches });
   if (transition.outcome === undefined) {
@@ -237,26 +245,37 @@ export async function callKeys(services: Services, reference: string, keys: stri
     return renderStep(services, tenant.id, settings, transition.step);
   }
   const outcome = transition.outcome;
-  if (outcome.status === 'denied' && (outcome.reason === 'wrong_pin' || outcome.reason === 'wrong_key')) {
-    // Azure counts MFA denials towards the lockout: a wrong PIN is a failed verification.
-    const user = await services.db.selectFrom('users').select('username').where('id', '=', row.user_id).executeTakeFirst();
-    const policy = { threshold: settings.lockout_threshold, resetMinutes: settings.lockout_reset_minutes, lockoutMinutes: settings.lockout_minutes };
-    if (user !== undefined) await services.writes.run((db) => reserveAttempt(db, tenant.id, user.username, policy, now, 'failure'));
-  }
   if (outcome.status === 'fraud') {
     await reportFraud(services, tenant, row, 'call');
-  } else if (await decideChallenge(services, row.id, outcome.status, outcome.status === 'approved' ? null : outcome.reason)) {
-    await services.audit({
-      tenantId: tenant.id,
-      actor: 'system',
-      action: outcome.status === 'approved' ? 'verification.approved' : 'verification.denied',
-      target: row.user_id,
-      detail: { challenge: row.id, method: row.method_id, ...(outcome.status === 'approved' ? {} : { reason: outcome.reason }) },
-    });
-  } else {
-    return renderStep(services, tenant.id, settings, GOODBYE);
+    return renderStep(services, tenant.id, settings, transition.step);
   }
-  return renderStep(services, tenant.id, settings, transition.step);
+  if (outcome.status === 'approved') {
+    // Approved only if the user may still sign in now (not locked, not blocked — e.g. by a fraud
+    // report on another call), in the same transaction as the decision.
+    const { outcome: settled } = await settle(services, tenant, row, user.username, true, 'approved');
+    if (settled === 'approved') return renderStep(services, tenant.id, settings, transition.step);
+    return settled === 'closed' ? renderStep(services, tenant.id, settings, GOODBYE) : ended('denied');
+  }
+  if (outcome.status === 'denied' && outcome.reason === 'wrong_key') await countFailure(services, tenant, row, user.username, 'wrong_key');
+  if (await decideChallenge(services, row.id, outcome.status, outcome.reason)) {
+    await services.audit({ tenantId: tenant.id, actor: 'system', action: 'verification.denied', target: row.user_id, detail: { challenge: row.id, method: row.method_id, reason: outcome.reason } });
+    return renderStep(services, tenant.id, settings, transition.step);
+  }
+  return renderStep(services, tenant.id, settings, GOODBYE);
+}
+
+/** Counts one failed verification against the user's lockout, with its audit records; false when the user is locked or blocked already. */
+async function countFailure(services: Services, tenant: TenantRow, row: ChallengeRow, username: string, reason: string): Promise<boolean> {
+  const settings = tenantSettings(tenant);
+  const now = services.clock().getTime();
+  const policy = { threshold: settings.lockout_threshold, resetMinutes: settings.lockout_reset_minutes, lockoutMinutes: settings.lockout_minutes };
+  return services.writes.run(async (db, record) => {
+    const reservation = await reserveAttempt(db, tenant.id, username, policy, now, 'failure');
+    if (!reservation.reserved) return false;
+    record({ tenantId: tenant.id, actor: 'system', action: 'verification.failed', target: row.user_id, detail: { challenge: row.id, method: row.method_id, reason } });
+    if (reservation.lockedNow) record({ tenantId: tenant.id, actor: 'system', action: 'user.locked_out', target: row.user_id, detail: { threshold: settings.lockout_threshold } });
+    return true;
+  });
 }
 
 /** Twilio's (or another provider's) call and message status names that end a challenge, with the reason shown. */
@@ -281,14 +300,17 @@ export async function providerStatus(services: Services, reference: string, stat
 }
 
 /**
- * A text received from a phone (two-way SMS): the newest open two-way text challenge sent to
- * that number takes it. The code or Y approves; the tenant's fraud code reports fraud; anything
- * else denies and counts against the lockout. A text from a number with no such challenge is
- * ignored (and logged with the number masked).
+ * A text received from a phone (two-way SMS). Through a provider's webhook it may answer any
+ * open two-way text challenge sent to that number — in any tenant, since one phone can be
+ * registered in several — so the reply must say which: a code approves the one challenge it was
+ * made for; `Y` approves only when exactly one is open (otherwise the user is asked for the code
+ * by being ignored, and it is logged); the fraud code reports every open one whose tenant uses
+ * that code. From the local outbox, a reply answers the challenge of the text it replies to
+ * (`only`), never another tenant's. Texts matching nothing are ignored and logged (number masked).
  */
-export async function inboundText(services: Services, from: string, text: string): Promise<'approved' | 'denied' | 'fraud' | 'ignored'> {
+export async function inboundText(services: Services, from: string, text: string, only?: { challengeId: string | null }): Promise<'approved' | 'denied' | 'fraud' | 'ignored'> {
   const now = services.clock().getTime();
-  const row = await services.db
+  let query = services.db
     .selectFrom('challenges')
     .selectAll()
     .where('destination', '=', from)
@@ -296,22 +318,46 @@ export async function inboundText(services: Services, from: string, text: string
     .where('mode', '=', 'two_way')
     .where('status', 'in', OPEN_STATUSES)
     .where('expires_at', '>', now)
-    .orderBy('created_at', 'desc')
-    .executeTakeFirst();
-  if (row === undefined) {
-    services.log.info({ from: maskPhone(from) }, 'an incoming text matched no open two-way text challenge and was ignored');
-    return 'ignored';
-  }
-  const tenant = await tenantOf(services, row.tenant_id);
-  const settings = tenantSettings(tenant);
+    .orderBy('created_at', 'desc');
+  if (only !== undefined) query = query.where('id', '=', only.challengeId ?? '');
+  const open = await query.execute();
+  const ignore = (why: string) => {
+    services.log.info({ from: maskPhone(from) }, `an incoming text was ignored: ${why}`);
+    return 'ignored' as const;
+  };
+  if (open.length === 0) return ignore('no open two-way text challenge for this number');
   const reply = text.trim().toUpperCase();
-  if (settings.fraud_alert_enabled && reply === settings.fraud_code) {
-    await reportFraud(services, tenant, row, 'text');
+  const tenants = new Map<string, TenantRow>();
+  for (const row of open) if (!tenants.has(row.tenant_id)) tenants.set(row.tenant_id, await tenantOf(services, row.tenant_id));
+  const tenantFor = (row: ChallengeRow): TenantRow => {
+    const tenant = tenants.get(row.tenant_id);
+    if (tenant === undefined) throw new Error(`tenant ${row.tenant_id} of challenge ${row.id} was not loaded`);
+    return tenant;
+  };
+
+  const reported = open.filter((row) => {
+    const settings = tenantSettings(tenantFor(row));
+    return settings.fraud_alert_enabled && reply === settings.fraud_code;
+  });
+  if (reported.length > 0) {
+    for (const row of reported) await reportFraud(services, tenantFor(row), row, 'text');
     return 'fraud';
   }
+  let target: ChallengeRow | undefined;
+  let approves = false;
+  if (/^\d{6}$/.test(reply)) {
+    target = open.find((row) => codeMatches(services, row, reply));
+    approves = target !== undefined;
+    if (target === undefined && open.length > 1) return ignore('a code that matches none of the open challenges for this number');
+  } else if (open.length > 1) {
+    return ignore('several challenges are open for this number: only a reply with the code says which');
+  } else {
+    approves = reply === 'Y' || reply === 'YES';
+  }
+  const row = target ?? open[0];
+  if (row === undefined) return 'ignored';
   const user = await services.db.selectFrom('users').select('username').where('id', '=', row.user_id).executeTakeFirstOrThrow();
-  const approves = reply === 'Y' || reply === 'YES' || (/^\d{6}$/.test(reply) && codeMatches(services, row, reply));
-  const { outcome } = await settle(services, tenant, row, user.username, approves, 'wrong_reply');
+  const { outcome } = await settle(services, tenantFor(row), row, user.username, approves, 'wrong_reply');
   return outcome === 'approved' ? 'approved' : outcome === 'closed' ? 'ignored' : 'denied';
 }
 
@@ -344,12 +390,18 @@ async function settle(
       return { status: 'denied' as const, reason };
     }
     if (matched) {
-      const moved = await db.updateTable('challenges').set({ status: 'approved', reason: null, decided_at: now }).where('id', '=', row.id).where('status', 'in', OPEN_STATUSES).executeTakeFirst();
+      const moved = await db
+        .updateTable('challenges')
+        .set({ status: 'approved', reason: null, decided_at: now })
+        .where('id', '=', row.id)
+        .where('status', 'in', OPEN_STATUSES)
+        .where('expires_at', '>', now)
+        .executeTakeFirst();
       if (moved.numUpdatedRows === 1n) {
         record({ ...base, action: 'verification.approved', detail: { challenge: row.id, method: row.method_id } });
         return { status: 'approved' as const, reason: null };
       }
-      // Decided meanwhile by another answer: this one counts as a failure.
+      // Decided meanwhile by another answer, or expired: this one counts as a failure.
       await reserveAttempt(db, tenant.id, username, policy, now, 'failure');
       return { status: 'closed' as const, reason: null };
     }
@@ -376,6 +428,11 @@ export async function answerPhoneCode(services: Services, principal: Principal, 
   if (typeof code !== 'string' || !/^\d{6}$/.test(code.replace(/\s/g, ''))) throw invalidInput('code', 'must be the 6 digits of the text or call');
   const digits = code.replace(/\s/g, '');
   if (row.mode === 'two_way') throw new CountersignError('CONFLICT', 'a two-way text challenge is answered by replying to the text');
+  if (Number(row.expires_at) <= services.clock().getTime()) {
+    // OOB-01: a code is good for 10 minutes, however it is answered.
+    await decideChallenge(services, row.id, 'expired');
+    throw new CountersignError('CONFLICT', 'the challenge is expired, no longer pending');
+  }
   const max = tenantSettings(tenant).challenge_max_attempts;
   const taken = await services.db
     .updateTable('challenges')

@@ -56,12 +56,21 @@ export async function confirmPhoneVerification(services: Services, principal: Pr
     .where('user_id', '=', user.id)
     .where('method_id', '=', `verify:${type}`)
     .where('status', 'in', OPEN_STATUSES)
+    .where('expires_at', '>', services.clock().getTime())
     .orderBy('created_at', 'desc')
     .executeTakeFirst();
-  if (row === undefined) throw notFound(`an open verification of the ${type} number`);
+  if (row === undefined) throw notFound(`an open verification of the ${type} number (codes are good for 10 minutes)`);
   const answer = await answerPhoneCode(services, principal, tenant, row, code);
   if (answer.status !== 'approved') return { ...answer, verified: false };
-  await services.db.updateTable('user_phones').set({ verified_at: services.clock().getTime() }).where('user_id', '=', user.id).where('type', '=', type).where('number', '=', row.destination ?? '').execute();
+  const proven = await services.db
+    .updateTable('user_phones')
+    .set({ verified_at: services.clock().getTime() })
+    .where('user_id', '=', user.id)
+    .where('type', '=', type)
+    .where('number', '=', row.destination ?? '')
+    .executeTakeFirst();
+  // The number was replaced while its code travelled: the code proved a number the user no longer has.
+  if (proven.numUpdatedRows === 0n) return { ...answer, verified: false, reason: 'number_changed' };
   await services.audit({ tenantId: tenant.id, actor: actorOf(principal), action: 'phone.verified', target: user.id, detail: { type, number: maskPhone(row.destination ?? '') } });
   return { ...answer, verified: true };
 }

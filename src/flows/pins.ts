@@ -2,6 +2,7 @@ import { hash, verify } from '@node-rs/argon2';
 import { invalidInput, notFound } from '../core/errors.js';
 import { actorOf, type Principal, type Services } from '../services.js';
 import type { TenantRow } from '../store/schema.js';
+import { tenantSettings } from './tenants.js';
 
 /**
  * The PIN asked on calls in PIN mode (Azure MFA Server). At least 4 digits, with no run of three
@@ -23,6 +24,8 @@ export function checkPinRules(pin: unknown): string {
 
 export async function setPin(services: Services, principal: Principal, tenant: TenantRow, userId: string, pin: unknown): Promise<void> {
   const value = checkPinRules(pin);
+  // On a call, the fraud code then # reports fraud: a PIN equal to it could never sign in.
+  if (value === tenantSettings(tenant).fraud_code) throw invalidInput('pin', 'must not be the tenant’s fraud code');
   const pinHash = await hash(value, ARGON2);
   const result = await services.db.updateTable('users').set({ pin_hash: pinHash, updated_at: services.clock().getTime() }).where('id', '=', userId).where('tenant_id', '=', tenant.id).executeTakeFirst();
   if (result.numUpdatedRows === 0n) throw notFound(`user ${userId}`);

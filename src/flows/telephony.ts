@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { CallStep, Dispatch } from '../channels/types.js';
 import { CountersignError } from '../core/errors.js';
-import { maskPhone, phoneRegion } from '../core/phone.js';
+import { maskPhone, phoneRegion, REFUSED_LINE_TYPES } from '../core/phone.js';
 import type { Services } from '../services.js';
 import { purgeWindows, takeFromWindow } from '../store/rate-windows.js';
 import type { TenantRow } from '../store/schema.js';
@@ -24,7 +24,10 @@ export interface PhoneSendContext {
 /** Refuses (403 or 429 with Retry-After) before anything is sent; counts the send otherwise. */
 export async function admitPhoneSend(services: Services, context: PhoneSendContext, to: string): Promise<void> {
   const settings = tenantSettings(context.tenant);
-  const { country, callingCode } = phoneRegion(to);
+  const { country, callingCode, type } = phoneRegion(to);
+  if (type !== undefined && REFUSED_LINE_TYPES.includes(type)) {
+    throw new CountersignError('FORBIDDEN', `${maskPhone(to)} is a ${type === 'PREMIUM_RATE' ? 'premium-rate' : 'shared-cost'} number: Countersign does not text or call those`);
+  }
   if (settings.phone_countries.length > 0 && (country === null || !settings.phone_countries.includes(country))) {
     throw new CountersignError('FORBIDDEN', `texts and calls to ${country ?? `+${callingCode}`} numbers are not allowed in this tenant (setting phone_countries)`);
   }

@@ -15,6 +15,7 @@ import {
 } from '../core/user-fields.js';
 import { actorOf, type Principal, type Services } from '../services.js';
 import type { Database, TenantRow, UserRow } from '../store/schema.js';
+import { denyOpenChallenges } from './challenge-state.js';
 import { tenantSettings } from './tenants.js';
 
 /** The administrator's view of a user (the admin API shows phone numbers in full). */
@@ -214,6 +215,7 @@ export async function setUserBlocked(services: Services, principal: Principal, t
     .where('id', '=', user.id)
     .execute();
   await services.audit({ tenantId: tenant.id, actor: actorOf(principal), action: blocked ? 'user.blocked' : 'user.unblocked', target: user.id });
+  if (blocked) await denyOpenChallenges(services, user.id, 'blocked');
   return viewUser(services.db, await findUser(services.db, tenant.id, user.id), services.clock().getTime());
 }
 

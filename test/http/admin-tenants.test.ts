@@ -52,6 +52,21 @@ const DEFAULTS = {
   challenge_ttl_seconds: 300,
   challenge_max_attempts: 5,
   challenge_max_open: 10,
+  voice_mode: 'press',
+  sms_mode: 'one_way',
+  sms_two_way_timeout_seconds: 300,
+  caller_id: null,
+  phone_language: 'en-US',
+  fraud_alert_enabled: true,
+  fraud_code: '0',
+  fraud_block_user: true,
+  fraud_block_days: 90,
+  phone_countries: [],
+  phone_limit_per_number: 3,
+  phone_limit_per_user: 5,
+  phone_limit_per_ip: 10,
+  phone_limit_per_country: 100,
+  phone_limit_window_minutes: 10,
 };
 
 describe('tenants', () => {
@@ -150,7 +165,7 @@ describe('settings', () => {
 
     // default_country decides how a national number is read; the lockout threshold is applied.
     const created = await t.admin('POST', '/v1/admin/users?tenant=settings-change', { username: 'uk@contoso.co.uk', phone: '020 7946 0958', mfa_state: 'enforced' });
-    expect(created.body.phones).toEqual([{ type: 'mobile', number: '+442079460958' }]);
+    expect(created.body.phones).toEqual([{ type: 'mobile', number: '+442079460958', verified: true }]);
     const app = await t.admin('POST', '/v1/admin/applications?tenant=settings-change', { name: 'uk app' });
     for (let i = 0; i < 3; i++) {
       expect((await call(app.body.api_key, 'POST', '/v1/verify', { username: 'uk@contoso.co.uk', code: '123456' })).body).toEqual({ result: 'denied', reason: 'invalid_code' });
@@ -180,6 +195,14 @@ describe('settings', () => {
       [{ allowed_methods: ['totp', 'email'] }, 'allowed_methods: must be a non-empty list of totp, oath, push, sms, voice, webauthn'],
       [{ default_country: 'usa' }, 'default_country: must be a two-letter ISO 3166 country code, e.g. US'],
       [{ default_country: 44 }, 'default_country: must be a two-letter ISO 3166 country code, e.g. US'],
+      [{ voice_mode: 'shout' }, 'voice_mode: must be one of press, pin, code'],
+      [{ sms_mode: 'two-way' }, 'sms_mode: must be one of one_way, two_way'],
+      [{ sms_two_way_timeout_seconds: 30 }, 'sms_two_way_timeout_seconds: must be a whole number from 60 to 600'],
+      [{ caller_id: '425-555-0100' }, 'caller_id: must be an E.164 number such as +14255550100, or null'],
+      [{ fraud_code: '#' }, 'fraud_code: must be 1–4 digits'],
+      [{ fraud_block_user: 'yes' }, 'fraud_block_user: must be true or false'],
+      [{ phone_countries: ['usa'] }, 'phone_countries: must be a list of two-letter ISO 3166 country codes (empty = any country)'],
+      [{ phone_language: 'english' }, 'phone_language: must be a language tag such as en-US or fr-FR'],
     ];
     for (const [change, message] of cases) {
       expect(await t.admin('PATCH', url, change)).toEqual(error(400, 'INVALID_INPUT', message));

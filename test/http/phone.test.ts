@@ -245,4 +245,19 @@ describe('phone call and text message challenges (outbox)', () => {
     expect(log.body.entries[0]).toMatchObject({ provider: 'outbox', country: 'US', units: 1 });
     expect((await t.admin('GET', '/v1/admin/telephony-log?tenant=default&since=yesterday')).status).toBe(400);
   });
+
+  it('OOB-01 proof of a number: a code read back after 10 minutes is refused and the number stays unverified', async () => {
+    expect((await t.admin('POST', '/v1/admin/users?tenant=default', { username: 'late@contoso.com', mfa_state: 'enforced' })).status).toBe(201);
+    const started = await t.admin('POST', '/v1/admin/users/late@contoso.com/phones/mobile/verify?tenant=default', { number: '+14255557790' });
+    const code = (await messageFor(started.body.challenge_id)).text.slice(0, 6);
+    t.clock.advance(10 * 60_000 + 1000);
+    try {
+      const late = await t.admin('POST', '/v1/admin/users/late@contoso.com/phones/mobile/verify/confirm?tenant=default', { code });
+      expect(late.status).toBe(404);
+      expect(late.body.error.message).toContain('10 minutes');
+      expect((await t.admin('GET', '/v1/admin/users/late@contoso.com?tenant=default')).body.phones).toEqual([{ type: 'mobile', number: '+14255557790', verified: false }]);
+    } finally {
+      t.clock.advance(-(10 * 60_000 + 1000));
+    }
+  });
 });

@@ -165,17 +165,19 @@ describe('phone and text message security', () => {
     }
   });
 
-  it('RL-01: a locked-out user gets no text or call (429 with Retry-After, nothing sent); wrong PINs count towards the lockout', async () => {
+  it('RL-01: every wrong PIN on a call counts towards the lockout; a locked-out user gets no text or call (429 with Retry-After, nothing sent)', async () => {
     await t.admin('PATCH', '/v1/admin/settings?tenant=default', { lockout_threshold: 2, voice_mode: 'pin' });
     try {
       const { username } = await phoneUser();
       expect((await t.admin('PUT', `/v1/admin/users/${username}/pin?tenant=default`, { pin: '2580' })).status).toBe(204);
-      const call = await textFor((await t.api('POST', '/v1/challenges', { username, method: 'voice' })).body.id);
-      await t.admin('POST', `/v1/admin/outbox/${call.id}/press`, { digits: '1111#' });
-      await t.admin('POST', `/v1/admin/outbox/${call.id}/press`, { digits: '0000#' });
-      const call2 = await textFor((await t.api('POST', '/v1/challenges', { username, method: 'voice' })).body.id);
-      await t.admin('POST', `/v1/admin/outbox/${call2.id}/press`, { digits: '1111#' });
-      await t.admin('POST', `/v1/admin/outbox/${call2.id}/press`, { digits: '0000#' });
+      const created = await t.api('POST', '/v1/challenges', { username, method: 'voice' });
+      const call = await textFor(created.body.id);
+      // Each wrong PIN is a failed verification: the second one locks, and the call ends.
+      expect((await t.admin('POST', `/v1/admin/outbox/${call.id}/press`, { digits: '1111#' })).body.text).toContain('try again');
+      expect((await t.admin('POST', `/v1/admin/outbox/${call.id}/press`, { digits: '0000#' })).body.status).toBe('completed');
+      expect((await t.api('GET', `/v1/challenges/${created.body.id}`)).body).toMatchObject({ status: 'denied', reason: 'wrong_pin' });
+      const actions = (await t.admin('GET', '/v1/admin/audit?tenant=default&limit=10')).body.records.map((r: { action: string }) => r.action);
+      expect(actions).toEqual(expect.arrayContaining(['verification.failed', 'user.locked_out']));
       expect((await t.api('POST', '/v1/preauth', { username })).body).toMatchObject({ result: 'deny', reason: 'locked_out' });
       const before = await outboxCount();
       const refused = await t.app.inject({ method: 'POST', url: '/v1/challenges', headers: { authorization: `Bearer ${t.appKey}` }, payload: { username, method: 'sms' } });
@@ -185,5 +187,46 @@ describe('phone and text message security', () => {
     } finally {
       await t.admin('PATCH', '/v1/admin/settings?tenant=default', { lockout_threshold: 10, voice_mode: 'press' });
     }
+  });
+
+  it('PUSH-04: a fraud report on one call denies the user’s other open challenges: # on the second call does not approve', async () => {
+    const { username } = await phoneUser();
+    const first = await t.api('POST', '/v1/challenges', { username, method: 'voice' });
+    const second = await t.api('POST', '/v1/challenges', { username, method: 'voice' });
+    const call1 = await textFor(first.body.id);
+    const call2 = await textFor(second.body.id);
+    await t.admin('POST', `/v1/admin/outbox/${call1.id}/press`, { digits: '0#' });
+    await t.admin('POST', `/v1/admin/outbox/${call1.id}/press`, { digits: '1' });
+    expect((await t.api('GET', `/v1/challenges/${second.body.id}`)).body).toMatchObject({ status: 'denied', reason: 'blocked' });
+    expect((await t.admin('POST', `/v1/admin/outbox/${call2.id}/press`, { digits: '#' })).body.text).toContain('has ended');
+    expect((await t.api('GET', `/v1/challenges/${second.body.id}`)).body.status).toBe('denied');
+  });
+
+  it('OOB-07: premium-rate numbers are never texted or called', async () => {
+    const { username } = await phoneUser('+19005550100');
+    const before = await outboxCount();
+    const refused = await t.api('POST', '/v1/challenges', { username, method: 'sms' });
+    expect(refused.status).toBe(403);
+    expect(refused.body.error.message).toContain('premium-rate');
+    expect(await outboxCount()).toBe(before);
+  });
+
+  it('TEN: a reply from the outbox answers only its own text’s challenge, never another tenant’s for the same number', async () => {
+    const shared = '+14255551777';
+    await t.admin('POST', '/v1/admin/tenants', { name: 'other' });
+    await t.admin('PATCH', '/v1/admin/settings?tenant=other', { sms_mode: 'two_way' });
+    expect((await t.admin('POST', '/v1/admin/users?tenant=other', { username: 'victim@other.com', phone: shared, mfa_state: 'enforced' })).status).toBe(201);
+    const otherApp = (await t.admin('POST', '/v1/admin/applications?tenant=other', { name: 'other app' })).body.api_key;
+    const victim = await t.app.inject({ method: 'POST', url: '/v1/challenges', headers: { authorization: `Bearer ${otherApp}` }, payload: { username: 'victim@other.com', method: 'sms' } });
+    expect(victim.statusCode).toBe(201);
+    // The attacker's tenant registers the same number and sends it a text of its own.
+    const { username } = await phoneUser(shared);
+    const own = await t.api('POST', '/v1/challenges', { username, method: 'sms' });
+    const ownText = await textFor(own.body.id);
+    const tenantKey = (await t.admin('POST', '/v1/admin/admin-keys?tenant=default', { name: 'default only' })).body.api_key;
+    const reply = await t.app.inject({ method: 'POST', url: `/v1/admin/outbox/${ownText.id}/reply`, headers: { authorization: `Bearer ${tenantKey}` }, payload: { text: 'Y' } });
+    expect(reply.json().result).toBe('ignored');
+    const after = await t.app.inject({ method: 'GET', url: `/v1/challenges/${victim.json().id}`, headers: { authorization: `Bearer ${otherApp}` } });
+    expect(after.json().status).toBe('sent');
   });
 });

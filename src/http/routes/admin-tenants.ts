@@ -33,6 +33,21 @@ const Settings = Type.Object({
   challenge_ttl_seconds: Type.Integer(),
   challenge_max_attempts: Type.Integer(),
   challenge_max_open: Type.Integer(),
+  voice_mode: Type.String(),
+  sms_mode: Type.String(),
+  sms_two_way_timeout_seconds: Type.Integer(),
+  caller_id: Nullable(Type.String()),
+  phone_language: Type.String(),
+  fraud_alert_enabled: Type.Boolean(),
+  fraud_code: Type.String(),
+  fraud_block_user: Type.Boolean(),
+  fraud_block_days: Type.Integer(),
+  phone_countries: Type.Array(Type.String()),
+  phone_limit_per_number: Type.Integer(),
+  phone_limit_per_user: Type.Integer(),
+  phone_limit_per_ip: Type.Integer(),
+  phone_limit_per_country: Type.Integer(),
+  phone_limit_window_minutes: Type.Integer(),
 });
 
 export const adminTenantRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {

@@ -9,7 +9,7 @@ import { CountersignError } from '../../core/errors.js';
 import { maskPhone } from '../../core/phone.js';
 import { callAnswered, callKeys, inboundText, providerStatus } from '../../flows/phone-challenges.js';
 import { recordTelephonyStatus } from '../../flows/telephony.js';
-import { firstSeen } from '../../flows/webhook-events.js';
+import { onceOnly, purgeWebhookEvents } from '../../flows/webhook-events.js';
 import type { Services } from '../../services.js';
 import { ErrorBody } from '../schemas.js';
 
@@ -33,8 +33,8 @@ export const telephonyWebhookRoutes: FastifyPluginAsyncTypebox<{ services: Servi
   const twilio = services.config.telephony.twilio;
   const publicUrl = services.config.publicUrl;
 
-  /** The signed form of a Twilio webhook, or a 403 (logged) when the signature does not hold. */
-  async function twilioForm(request: FastifyRequest): Promise<Form | undefined> {
+  /** The signed form of a Twilio webhook and its idempotency token, or a 403 (logged) when the signature does not hold. */
+  function twilioForm(request: FastifyRequest): { form: Form; token: string | undefined } {
     if (twilio === undefined || publicUrl === undefined) throw new CountersignError('NOT_FOUND', 'Twilio webhooks are not configured (telephony.twilio and public_url)');
     const form = (request.body ?? {}) as Form;
     const signature = request.headers['x-twilio-signature'];
@@ -43,11 +43,15 @@ export const telephonyWebhookRoutes: FastifyPluginAsyncTypebox<{ services: Servi
       throw new CountersignError('FORBIDDEN', 'X-Twilio-Signature: missing or not valid for this request');
     }
     const token = request.headers['i-twilio-idempotency-token'];
-    if (typeof token === 'string' && token !== '' && !(await firstSeen(services, 'twilio', token))) {
+    return { form, token: typeof token === 'string' ? token : undefined };
+  }
+
+  /** Handles a signed webhook once per idempotency token (Twilio's retries carry the same one). */
+  function once<T>(request: FastifyRequest, token: string | undefined, work: () => Promise<T>, duplicate: () => T): Promise<T> {
+    return onceOnly(services, 'twilio', token, work, () => {
       request.log.info({ path: request.routeOptions.url }, 'ignored a Twilio webhook already handled (same idempotency token)');
-      return undefined;
-    }
-    return form;
+      return duplicate();
+    });
   }
 
   function reference(request: FastifyRequest): string {
@@ -66,25 +70,25 @@ export const telephonyWebhookRoutes: FastifyPluginAsyncTypebox<{ services: Servi
 
   app.post('/v1/telephony/twilio/voice', { schema }, async (request, reply) => {
     const ref = reference(request);
-    const form = await twilioForm(request);
-    const step = form === undefined ? hangUp : await callAnswered(services, ref);
+    const { token } = twilioForm(request);
+    const step = await once(request, token, () => callAnswered(services, ref), () => hangUp);
     return twiml(reply, renderCallStep(step, voiceUrls(ref)));
   });
 
   app.post('/v1/telephony/twilio/voice/gather', { schema }, async (request, reply) => {
     const ref = reference(request);
-    const form = await twilioForm(request);
-    if (form === undefined) return twiml(reply, renderCallStep(hangUp, voiceUrls(ref)));
+    const { form, token } = twilioForm(request);
     const timedOut = (request.query as { timeout?: string }).timeout !== undefined;
     // Twilio posts the digits without the key that ended the gather; FinishedOnKey names it.
     const keys = timedOut ? '' : `${form['Digits'] ?? ''}${form['FinishedOnKey'] === '#' ? '#' : ''}`;
-    return twiml(reply, renderCallStep(await callKeys(services, ref, keys), voiceUrls(ref)));
+    const step = await once(request, token, () => callKeys(services, ref, keys), () => hangUp);
+    return twiml(reply, renderCallStep(step, voiceUrls(ref)));
   });
 
   app.post('/v1/telephony/twilio/status', { schema: { ...schema, response: { ...schema.response, 204: Type.Null() } } }, async (request, reply) => {
     const ref = reference(request);
-    const form = await twilioForm(request);
-    if (form !== undefined) {
+    const { form, token } = twilioForm(request);
+    await once(request, token, async () => {
       const status = form['CallStatus'] ?? form['MessageStatus'] ?? '';
       if (!/^[a-z-]{1,20}$/.test(status)) throw new CountersignError('INVALID_INPUT', 'CallStatus or MessageStatus: missing or malformed');
       // Units for the usage report: a text's segments, a call's started minutes.
@@ -93,22 +97,29 @@ export const telephonyWebhookRoutes: FastifyPluginAsyncTypebox<{ services: Servi
       const units = Number.isInteger(segments) && segments > 0 ? segments : Number.isInteger(seconds) && seconds > 0 ? Math.ceil(seconds / 60) : undefined;
       await recordTelephonyStatus(services, ref, status, units);
       await providerStatus(services, ref, status);
-    }
+    }, () => undefined);
     return reply.code(204).send(null);
   });
 
   app.post('/v1/telephony/twilio/sms', { schema }, async (request, reply) => {
-    const form = await twilioForm(request);
-    if (form !== undefined) {
-      const from = form['From'] ?? '';
-      const sid = form['MessageSid'] ?? form['SmsSid'] ?? '';
-      if (!/^\+[1-9]\d{6,14}$/.test(from)) {
-        request.log.info('ignored an incoming text without a valid From number');
-      } else if (sid === '' || (await firstSeen(services, 'twilio-sms', sid))) {
-        await inboundText(services, from, (form['Body'] ?? '').slice(0, 160));
-      } else {
-        request.log.info({ from: maskPhone(from) }, 'ignored an incoming text already handled (same MessageSid)');
-      }
+    const { form } = twilioForm(request);
+    const from = form['From'] ?? '';
+    if (!/^\+[1-9]\d{6,14}$/.test(from)) {
+      request.log.info('ignored an incoming text without a valid From number');
+    } else {
+      // MessageSid is signed (the idempotency header is not): a replayed text is handled once.
+      await onceOnly<string>(
+        services,
+        'twilio-sms',
+        form['MessageSid'] ?? form['SmsSid'],
+        () => inboundText(services, from, (form['Body'] ?? '').slice(0, 160)),
+        () => {
+          request.log.info({ from: maskPhone(from) }, 'ignored an incoming text already handled (same MessageSid)');
+          return 'duplicate';
+        },
+      );
+      // Events older than a week are never retried: forget them now and then.
+      if (Math.random() < 0.01) await purgeWebhookEvents(services, services.clock().getTime() - 7 * 86_400_000);
     }
     return twiml(reply, emptyMessagingResponse());
   });
@@ -133,8 +144,8 @@ export const telephonyWebhookRoutes: FastifyPluginAsyncTypebox<{ services: Servi
         throw new CountersignError('FORBIDDEN', 'X-Countersign-Token: missing or wrong');
       }
       if (!/^\+[1-9]\d{6,14}$/.test(request.body.from)) throw new CountersignError('INVALID_INPUT', 'from: must be an E.164 number such as +14255550100');
-      if (request.body.id !== undefined && !(await firstSeen(services, 'http-sms', request.body.id))) return { result: 'duplicate' };
-      return { result: await inboundText(services, request.body.from, request.body.text.slice(0, 160)) };
+      const { from, text, id } = request.body;
+      return { result: await onceOnly<string>(services, 'http-sms', id, () => inboundText(services, from, text.slice(0, 160)), () => 'duplicate') };
     },
   );
 };
