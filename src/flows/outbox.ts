@@ -2,6 +2,7 @@ import { transcriptOf } from '../channels/outbox/outbox-channel.js';
 import { CountersignError, invalidInput, notFound } from '../core/errors.js';
 import type { Services } from '../services.js';
 import { callAnswered, callKeys, inboundText } from './phone-challenges.js';
+import { recordTelephonyStatus } from './telephony.js';
 
 /**
  * The local outbox, seen from the phone's side (`countersign outbox …`, `/v1/admin/outbox`): read
@@ -56,9 +57,11 @@ export async function pressOutbox(services: Services, id: string, keys: unknown,
   if (row.status === 'completed') throw new CountersignError('CONFLICT', `the call ${id} has ended`);
   let transcript = (await viewOf(services, row)).text;
   if (row.status === 'ringing') {
+    await recordTelephonyStatus(services, row.reference, 'in-progress');
     const opening = await callAnswered(services, row.reference);
     transcript = transcriptOf(opening);
     if (opening.hangup) {
+      await recordTelephonyStatus(services, row.reference, 'completed');
       await update(services, id, 'completed', transcript);
       return showOutbox(services, id);
     }
@@ -66,6 +69,7 @@ export async function pressOutbox(services: Services, id: string, keys: unknown,
   const step = await callKeys(services, row.reference, keys);
   transcript = `${transcript}\n[pressed ${keys === '' ? 'nothing' : keys}] ${transcriptOf(step)}`.trim();
   await update(services, id, step.hangup ? 'completed' : 'answered', transcript);
+  if (step.hangup) await recordTelephonyStatus(services, row.reference, 'completed');
   return showOutbox(services, id);
 }
 

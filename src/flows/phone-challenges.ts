@@ -146,7 +146,7 @@ function smsText(tenant: TenantRow, settings: TenantSettings, row: ChallengeRow,
     const fraud = settings.fraud_alert_enabled ? ` If this was not you, reply ${settings.fraud_code}.` : '';
     return `${what}: reply ${code} (or Y) to approve.${fraud}`;
   }
-  return `${code} is your ${what} verification code. It expires in 10 minutes. Do not share it.`;
+  return `${code} is your ${tenant.name} verification code${row.app === null ? '' : ` for ${row.app}`}. It expires in 10 minutes. Do not share it.`;
 }
 
 function voiceMode(row: ChallengeRow): VoiceMode {

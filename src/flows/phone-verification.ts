@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { CountersignError, notFound } from '../core/errors.js';
+import { CountersignError } from '../core/errors.js';
 import { maskPhone } from '../core/phone.js';
 import { normalizePhone, parsePhoneType } from '../core/user-fields.js';
 import { actorOf, type Principal, type Services } from '../services.js';
@@ -59,7 +59,11 @@ export async function confirmPhoneVerification(services: Services, principal: Pr
     .where('expires_at', '>', services.clock().getTime())
     .orderBy('created_at', 'desc')
     .executeTakeFirst();
-  if (row === undefined) throw notFound(`an open verification of the ${type} number (codes are good for 10 minutes)`);
+  if (row === undefined) {
+    const phone = await services.db.selectFrom('user_phones').select(['number', 'verified_at']).where('user_id', '=', user.id).where('type', '=', type).executeTakeFirst();
+    if (phone?.verified_at !== null && phone?.verified_at !== undefined) throw new CountersignError('CONFLICT', `the ${type} number ${maskPhone(phone.number)} is already verified`);
+    throw new CountersignError('NOT_FOUND', `no code is waiting to be read back for the ${type} number (codes are good for 10 minutes): start again with phone verify`);
+  }
   const answer = await answerPhoneCode(services, principal, tenant, row, code);
   if (answer.status !== 'approved') return { ...answer, verified: false };
   const proven = await services.db

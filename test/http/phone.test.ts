@@ -60,7 +60,7 @@ describe('phone call and text message challenges (outbox)', () => {
     // Once decided, more keys change nothing.
     expect((await t.admin('POST', `/v1/admin/outbox/${call.id}/press`, { digits: '#' })).status).toBe(409);
     const log = await t.services.db.selectFrom('telephony_log').selectAll().where('challenge_id', '=', created.body.id).execute();
-    expect(log).toMatchObject([{ kind: 'call', provider: 'outbox', number_masked: `+1 XXX-XXX-${number.slice(-4)}`, status: 'ringing', units: 1 }]);
+    expect(log).toMatchObject([{ kind: 'call', provider: 'outbox', number_masked: `+1 XXX-XXX-${number.slice(-4)}`, status: 'completed', units: 1 }]);
   });
 
   it('a wrong key gets one retry, then the call ends denied; silence ends it failed (timeout)', async () => {
@@ -127,7 +127,7 @@ describe('phone call and text message challenges (outbox)', () => {
     expect(created.body).toMatchObject({ status: 'sent', type: 'sms' });
     const text = await messageFor(created.body.id);
     expect(text).toMatchObject({ kind: 'sms', to: number, status: 'delivered' });
-    const code = /^(\d{6}) is your default sign-in verification code/.exec(text.text)?.[1] ?? '';
+    const code = /^(\d{6}) is your default verification code\. It expires in 10 minutes/.exec(text.text)?.[1] ?? '';
     expect(code).toMatch(/^\d{6}$/);
     const wrong = String((Number(code) + 1) % 1_000_000).padStart(6, '0');
     expect((await t.api('POST', `/v1/challenges/${created.body.id}/answer`, { code: wrong })).body).toMatchObject({ status: 'sent', reason: 'invalid_code' });

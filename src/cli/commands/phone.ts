@@ -23,7 +23,7 @@ function describeGreeting(greeting: GreetingView): string {
 }
 
 function describeEntry(entry: TelephonyLogView): string {
-  return `${entry.at}  ${entry.kind}  ${entry.purpose}  ${entry.number}  ${entry.provider}  ${entry.status}  ${entry.units}`;
+  return `${entry.at}  ${entry.kind}  ${entry.purpose}  ${entry.number}  ${entry.provider}  ${entry.status}  ${entry.units} unit${entry.units === 1 ? '' : 's'}`;
 }
 
 /** An audio file for `greeting set --file`: refused with one line naming it when missing, unreadable or over 1 MB. */
@@ -119,7 +119,7 @@ export function registerPhoneCommands(program: Command): void {
           options.json,
           view,
           () =>
-            `code sent to ${view.number} (${view.type}): challenge ${view.challenge_id}, expires ${view.expires_at} — read it back with: countersign phone confirm --tenant ${options.tenant ?? tenant.name} ${username} --type ${view.type} CODE`,
+            `${view.type === 'mobile' ? 'a text with a code was sent to' : 'a call that reads out a code was placed to'} ${view.number} (${view.type}); it is good until ${view.expires_at} — read it back with: countersign phone confirm --tenant ${options.tenant ?? tenant.name} ${username} --type ${view.type} CODE`,
         );
       }),
   );
@@ -130,7 +130,7 @@ export function registerPhoneCommands(program: Command): void {
         const tenant = await tenantOf(services, options.tenant);
         const result = await confirmPhoneVerification(services, CLI, tenant, await findUser(services.db, tenant.id, username), options.type, code);
         const reason = result.reason ?? result.status;
-        print(options.json, result, () => (result.verified ? `the ${options.type} number of ${username} is verified` : `not verified: ${reason} (challenge ${result.id} is ${result.status})`));
+        print(options.json, result, () => (result.verified ? `the ${options.type} number of ${username} is verified` : `not verified: ${reason}`));
         if (!result.verified) {
           process.stderr.write(`countersign: the code was not accepted (${reason})\n`);
           process.exitCode = 1;
@@ -153,7 +153,7 @@ export function registerPhoneCommands(program: Command): void {
     const since = parseSince(options.since);
     await withServices(options, async (services) => {
       const entries = await listTelephonyLog(services, await tenantOf(services, options.tenant), { limit, since });
-      print(options.json, entries, () => entries.map(describeEntry).join('\n') || '(no texts or calls)');
+      print(options.json, entries, () => (entries.length === 0 ? '(no texts or calls)' : ['TIME  KIND  PURPOSE  NUMBER  PROVIDER  STATUS  UNITS', ...entries.map(describeEntry)].join('\n')));
     });
   });
 }
