@@ -59,6 +59,14 @@ export interface TenantSettings {
   readonly phone_limit_per_country: number;
   /** The window of these limits, in minutes. */
   readonly phone_limit_window_minutes: number;
+  /** How long a push waits for its answer, in seconds. */
+  readonly push_ttl_seconds: number;
+  /** Approve-only push (no number matching) for legacy clients: off unless a tenant asks (SECURITY.md PUSH-01). */
+  readonly push_approve_only: boolean;
+  /** Push fatigue (PUSH-02): pushes per user in 5 minutes … */
+  readonly push_limit_per_5_minutes: number;
+  /** … and since the user's last approved push. */
+  readonly push_limit_since_success: number;
 }
 
 export const DEFAULT_SETTINGS: TenantSettings = Object.freeze({
@@ -87,6 +95,10 @@ export const DEFAULT_SETTINGS: TenantSettings = Object.freeze({
   phone_limit_per_ip: 10,
   phone_limit_per_country: 100,
   phone_limit_window_minutes: 10,
+  push_ttl_seconds: 60,
+  push_approve_only: false,
+  push_limit_per_5_minutes: 3,
+  push_limit_since_success: 10,
 });
 
 const RANGES: Partial<Record<keyof TenantSettings, readonly [number, number]>> = {
@@ -105,13 +117,16 @@ const RANGES: Partial<Record<keyof TenantSettings, readonly [number, number]>> =
   phone_limit_per_ip: [1, 1000],
   phone_limit_per_country: [1, 100000],
   phone_limit_window_minutes: [1, 1440],
+  push_ttl_seconds: [30, 300],
+  push_limit_per_5_minutes: [1, 50],
+  push_limit_since_success: [1, 100],
 };
 
 const CHOICES: Partial<Record<keyof TenantSettings, readonly string[]>> = {
   voice_mode: ['press', 'pin', 'code'],
   sms_mode: ['one_way', 'two_way'],
 };
-const FLAGS: readonly (keyof TenantSettings)[] = ['fraud_alert_enabled', 'fraud_block_user'];
+const FLAGS: readonly (keyof TenantSettings)[] = ['fraud_alert_enabled', 'fraud_block_user', 'push_approve_only'];
 
 /** Applies a partial change to settings; throws INVALID_INPUT naming the first bad field. */
 export function applySettingsChange(current: TenantSettings, change: Record<string, unknown>): TenantSettings {

@@ -24,6 +24,8 @@ export interface ChallengeView {
 
 export function viewChallenge(row: ChallengeRow): ChallengeView {
   const view: ChallengeView = { id: row.id, status: row.status, type: row.type, expires_at: new Date(Number(row.expires_at)).toISOString() };
+  // Number matching: the sign-in screen shows this; the user types it into the authenticator.
+  if (row.number !== null) view.number = Number(row.number);
   if (row.reason !== null && !isOpen(row.status)) view.reason = row.reason;
   return view;
 }

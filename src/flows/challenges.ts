@@ -8,6 +8,7 @@ import { writeTransaction } from '../store/write-transaction.js';
 import { decideChallenge, isOpen, OPEN_STATUSES, viewChallenge as view, type ChallengeView } from './challenge-state.js';
 import { answerPhoneCode, dispatchPhoneChallenge, preparePhoneChallenge } from './phone-challenges.js';
 import { choosePhoneMethod, userPhoneMethods } from './phone-methods.js';
+import { preparePush, userPushMethods } from './push.js';
 import { parseIp } from './preauth.js';
 import { tenantSettings } from './tenants.js';
 import { activeCodeMethods, verifyCode } from './verify-code.js';
@@ -62,14 +63,35 @@ export async function createChallenge(services: Services, principal: Principal, 
     attempts: 0,
     created_at: now,
     decided_at: null,
+    number: null,
   };
   let row: ChallengeRow;
   let phone: Awaited<ReturnType<typeof preparePhoneChallenge>> | undefined;
-  if (chosen.length === 0) {
+  const pushMethods = chosen.length === 0 && (method === 'push' || method.startsWith('push:')) ? await userPushMethods(services, tenant, user.id) : [];
+  const pushMethod = pushMethods.find((m) => m.id === method || m.type === method);
+  if (pushMethod !== undefined) {
+    // Fatigue limits first (PUSH-02): a refused push is never shown on a device.
+    const push = await preparePush(services, tenant, user.id, now);
+    row = {
+      ...base,
+      // By type: any of the user's authenticators may answer; by id: that one.
+      method_id: method === pushMethod.id ? pushMethod.id : null,
+      type: 'push',
+      status: 'pending',
+      expires_at: push.expiresAt,
+      destination: null,
+      code_hash: null,
+      mode: push.number === null ? 'approve_only' : 'number',
+      reason: null,
+      call_state: null,
+      reference: null,
+      number: push.number,
+    };
+  } else if (chosen.length === 0) {
     const phoneMethods = await userPhoneMethods(services, tenant, user.id);
     const phoneMethod = choosePhoneMethod(phoneMethods, method);
     if (phoneMethod === undefined) {
-      if (['totp', 'oath', 'sms', 'voice'].includes(method) || methods.length + phoneMethods.length === 0) {
+      if (['totp', 'oath', 'sms', 'voice', 'push'].includes(method) || methods.length + phoneMethods.length === 0) {
         throw new CountersignError('NOT_FOUND', `the user has no active ${method} method`);
       }
       const known = [...methods.map((m) => m.id), ...phoneMethods.map((m) => m.id)];

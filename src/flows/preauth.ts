@@ -6,6 +6,7 @@ import { summarizeMethod } from '../methods/method-view.js';
 import { actorOf, type Principal, type Services } from '../services.js';
 import type { TenantRow } from '../store/schema.js';
 import { userPhoneMethods } from './phone-methods.js';
+import { userPushMethods } from './push.js';
 import { activeCodeMethods } from './verify-code.js';
 
 /**
@@ -35,7 +36,8 @@ export async function preauth(services: Services, principal: Principal, tenant: 
   const codeMethods = user === undefined ? [] : (await activeCodeMethods(services, tenant, { id: user.id })).map(summarizeMethod);
   // Phone methods come after the others and are never the default (SECURITY.md OOB-05).
   const phoneMethods = user === undefined ? [] : (await userPhoneMethods(services, tenant, user.id)).map((m) => ({ id: m.id, type: m.type, label: m.label, default: false }));
-  const methods = [...codeMethods, ...phoneMethods];
+  const pushMethods = user === undefined ? [] : (await userPushMethods(services, tenant, user.id)).map((m) => ({ ...m, default: false }));
+  const methods = [...codeMethods, ...pushMethods, ...phoneMethods];
   const decision = decidePreauth(
     user === undefined
       ? undefined

@@ -8,10 +8,12 @@ import { adminGreetingRoutes } from './routes/admin-greetings.js';
 import { adminMethodRoutes } from './routes/admin-methods.js';
 import { adminNotificationRoutes } from './routes/admin-notifications.js';
 import { adminOutboxRoutes } from './routes/admin-outbox.js';
+import { adminPushRoutes } from './routes/admin-push.js';
 import { adminTenantRoutes } from './routes/admin-tenants.js';
 import { adminTokenRoutes } from './routes/admin-tokens.js';
 import { adminUserRoutes } from './routes/admin-users.js';
 import { authApiRoutes } from './routes/auth-api.js';
+import { authenticatorRoutes } from './routes/authenticator.js';
 import { healthRoutes } from './routes/health.js';
 import { telephonyWebhookRoutes } from './routes/telephony-webhooks.js';
 
@@ -53,6 +55,8 @@ export async function buildServer(services: Services): Promise<FastifyInstance> 
   await app.register(adminNotificationRoutes, { services });
   await app.register(adminOutboxRoutes, { services });
   await app.register(adminGreetingRoutes, { services });
+  await app.register(adminPushRoutes, { services });
+  await app.register(authenticatorRoutes, { services });
   await app.register(telephonyWebhookRoutes, { services });
   app.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/docs'));
   return app;

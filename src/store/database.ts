@@ -9,6 +9,7 @@ import * as notifications from './migrations/002-notifications.js';
 import * as storeMeta from './migrations/003-store-meta.js';
 import * as challengeApplication from './migrations/004-challenge-application.js';
 import * as telephony from './migrations/005-telephony.js';
+import * as push from './migrations/006-push.js';
 import type { Database } from './schema.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -28,6 +29,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '003-store-meta': storeMeta,
   '004-challenge-application': challengeApplication,
   '005-telephony': telephony,
+  '006-push': push,
 };
 
 /** The names of every migration, in order (what a fully migrated store lists once each). */

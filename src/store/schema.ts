@@ -28,6 +28,8 @@ export interface Database {
   rate_windows: RateWindowsTable;
   webhook_events: WebhookEventsTable;
   phone_greetings: PhoneGreetingsTable;
+  push_activations: PushActivationsTable;
+  push_devices: PushDevicesTable;
 }
 
 export interface TenantsTable {
@@ -185,6 +187,8 @@ export interface ChallengesTable {
   call_state: Later<string>;
   /** The telephony log id of the text or call (providers echo it in callbacks). */
   reference: Later<string>;
+  /** push: the number the sign-in screen shows and the user types into the authenticator (number matching). */
+  number: Later<string>;
 }
 
 export interface AuditEventsTable {
@@ -290,6 +294,31 @@ export interface PhoneGreetingsTable {
   audio: string | null;
   audio_type: string | null;
   updated_at: number;
+}
+
+export interface PushActivationsTable {
+  id: string;
+  tenant_id: string;
+  user_id: string;
+  /** SHA-256 of the activation code (128 random bits): the code itself is shown once. */
+  code_hash: string;
+  expires_at: number;
+  used_at: number | null;
+  created_at: number;
+}
+
+/** An activated authenticator: only its P-256 public key is kept (SECURITY.md PUSH-03). */
+export interface PushDevicesTable {
+  id: string;
+  tenant_id: string;
+  user_id: string;
+  name: string;
+  /** SPKI DER, base64. */
+  public_key: string;
+  /** How it is told of a request: `poll` (it fetches pending requests; live stream later), … */
+  channel: string;
+  created_at: number;
+  last_seen_at: number | null;
 }
 
 export interface WebhookEventsTable {

@@ -67,6 +67,10 @@ const DEFAULTS = {
   phone_limit_per_ip: 10,
   phone_limit_per_country: 100,
   phone_limit_window_minutes: 10,
+  push_ttl_seconds: 60,
+  push_approve_only: false,
+  push_limit_per_5_minutes: 3,
+  push_limit_since_success: 10,
 };
 
 describe('tenants', () => {

@@ -48,6 +48,10 @@ const Settings = Type.Object({
   phone_limit_per_ip: Type.Integer(),
   phone_limit_per_country: Type.Integer(),
   phone_limit_window_minutes: Type.Integer(),
+  push_ttl_seconds: Type.Integer(),
+  push_approve_only: Type.Boolean(),
+  push_limit_per_5_minutes: Type.Integer(),
+  push_limit_since_success: Type.Integer(),
 });
 
 export const adminTenantRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {

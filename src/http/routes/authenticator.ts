@@ -1,0 +1,87 @@
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { activateDevice, answerPush, authenticateDevice, pendingForDevice } from '../../flows/push.js';
+import type { Services } from '../../services.js';
+import { ErrorBody, IdParams, Nullable } from '../schemas.js';
+
+/**
+ * The device API of the Countersign Authenticator: activate with the code of a link, fetch the
+ * pending push requests (signed with the device key), answer one (signed over the challenge,
+ * the decision, the typed number and a timestamp). No API key: the device key is the credential.
+ */
+const tags = ['Authenticator'];
+const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody };
+
+export const authenticatorRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {
+  app.post(
+    '/v1/authenticator/activate',
+    {
+      schema: {
+        tags,
+        summary: 'Activate an authenticator with the code of an activation link; only its P-256 public key is kept',
+        body: Type.Object({ code: Type.String({ maxLength: 64 }), public_key: Type.String({ maxLength: 400 }), name: Type.String({ maxLength: 100 }) }, { additionalProperties: false }),
+        response: { 201: Type.Object({ device_id: Type.String(), tenant: Type.String(), username: Type.String() }), ...errors },
+      },
+    },
+    async (request, reply) => reply.code(201).send(await activateDevice(services, request.body)),
+  );
+
+  const Pending = Type.Object({
+    id: Type.String(),
+    type: Type.String(),
+    application: Nullable(Type.String()),
+    ip: Nullable(Type.String()),
+    event: Nullable(Type.Object({ title: Type.String(), detail: Nullable(Type.String()) })),
+    expires_at: Type.String(),
+    number_required: Type.Boolean(),
+  });
+  app.get(
+    '/v1/authenticator/pending',
+    {
+      schema: {
+        tags,
+        summary: 'The push requests this authenticator may answer (Authorization: Device <id>.<timestamp>.<signature>)',
+        response: { 200: Type.Object({ requests: Type.Array(Pending) }), ...errors },
+      },
+    },
+    async (request) => {
+      const device = await authenticateDevice(services, request.headers.authorization, 'GET', '/v1/authenticator/pending');
+      return { requests: await pendingForDevice(services, device) };
+    },
+  );
+
+  app.post(
+    '/v1/authenticator/challenges/:id/answer',
+    {
+      schema: {
+        tags,
+        summary: 'Approve (with the number shown at sign-in), deny, or deny and report fraud — signed by the device',
+        params: IdParams,
+        body: Type.Object(
+          {
+            device_id: Type.String({ maxLength: 64 }),
+            decision: Type.String({ maxLength: 16 }),
+            number: Type.Optional(Type.String({ maxLength: 8 })),
+            timestamp: Type.Integer(),
+            signature: Type.String({ maxLength: 200 }),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: Type.Object({ id: Type.String(), status: Type.String() }), ...errors },
+      },
+    },
+    async (request) => answerPush(services, request.params.id, request.body),
+  );
+
+  // Where activation links lead. The installable authenticator comes here; until then the page
+  // says how to activate the command-line one.
+  app.get('/authenticator', { schema: { hide: true } }, (_request, reply) =>
+    reply
+      .type('text/html; charset=utf-8')
+      .send(
+        '<!doctype html><html lang="en"><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>Countersign Authenticator</title>' +
+          '<body style="font-family:system-ui;max-width:40rem;margin:2rem auto;padding:0 1rem"><h1>Countersign Authenticator</h1>' +
+          '<p>To activate the command-line authenticator with this link, run:</p><pre>countersign authenticator activate "&lt;this page’s address&gt;"</pre></body></html>',
+      ),
+  );
+};
