@@ -3,8 +3,10 @@ import { Command, CommanderError } from 'commander';
 import { CountersignError } from '../core/errors.js';
 import { registerAppCommands } from './commands/app.js';
 import { registerAuditCommands } from './commands/audit.js';
+import { registerAuthenticatorCommands } from './commands/authenticator.js';
 import { registerKeyCommands } from './commands/keys.js';
 import { registerOutboxCommands } from './commands/outbox.js';
+import { registerPushCommands } from './commands/push.js';
 import { registerPhoneCommands } from './commands/phone.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerSettingsCommands } from './commands/settings.js';
@@ -40,7 +42,9 @@ export function buildProgram(): Command {
   registerKeyCommands(program);
   registerAuditCommands(program);
   registerOutboxCommands(program);
+  registerPushCommands(program);
   registerPhoneCommands(program);
+  registerAuthenticatorCommands(program);
   return program;
 }
 

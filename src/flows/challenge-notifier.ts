@@ -20,6 +20,7 @@ export function createMemoryNotifier(): ChallengeNotifier {
       emitter.emit(challengeId);
     },
     wait(challengeId, timeoutMs, signal) {
+      if (signal?.aborted === true) return Promise.resolve(false);
       return new Promise((resolve) => {
         const done = (value: boolean): void => {
           clearTimeout(timer);

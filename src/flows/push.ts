@@ -28,6 +28,11 @@ import { tenantSettings } from './tenants.js';
  */
 export const ACTIVATION_TTL_MS = 10 * 60_000;
 
+/** What the notifier publishes when a user gets a new push request (live streams wait on it). */
+export function pushTopic(userId: string): string {
+  return `push-user:${userId}`;
+}
+
 export interface PushDeviceView {
   id: string;
   name: string;

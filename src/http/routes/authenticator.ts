@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { activateDevice, answerPush, authenticateDevice, pendingForDevice } from '../../flows/push.js';
+import { activateDevice, answerPush, authenticateDevice, pendingForDevice, pushTopic } from '../../flows/push.js';
 import type { Services } from '../../services.js';
 import { ErrorBody, IdParams, Nullable } from '../schemas.js';
 
@@ -47,6 +47,35 @@ export const authenticatorRoutes: FastifyPluginAsyncTypebox<{ services: Services
     async (request) => {
       const device = await authenticateDevice(services, request.headers.authorization, 'GET', '/v1/authenticator/pending');
       return { requests: await pendingForDevice(services, device) };
+    },
+  );
+
+  // The live stream (Server-Sent Events) while an authenticator is open: the pending requests at
+  // once, again the moment a push is created for the user, and every few seconds in any case
+  // (a request created in another process, or while this one was sending, is never missed long).
+  app.get(
+    '/v1/authenticator/stream',
+    { schema: { tags, summary: 'Server-Sent Events: `event: pending` with the requests, at once and whenever one arrives (signed like /pending, path /v1/authenticator/stream)', response: { ...errors } } },
+    async (request, reply) => {
+      const device = await authenticateDevice(services, request.headers.authorization, 'GET', '/v1/authenticator/stream');
+      reply.hijack();
+      const raw = reply.raw;
+      raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+      const closed = new AbortController();
+      // The response's close: the client went away (the request's own close comes as soon as its body is read).
+      raw.once('close', () => closed.abort());
+      request.raw.socket.once('close', () => closed.abort());
+      try {
+        while (!closed.signal.aborted) {
+          const requests = await pendingForDevice(services, device);
+          raw.write(`event: pending\ndata: ${JSON.stringify({ requests })}\n\n`);
+          await services.notifier.wait(pushTopic(device.user_id), 5000, closed.signal);
+        }
+      } catch (error) {
+        request.log.warn({ err: error }, 'an authenticator stream ended on an error');
+      } finally {
+        raw.end();
+      }
     },
   );
 
