@@ -2,7 +2,9 @@ import { randomBytes } from 'node:crypto';
 import pino, { type Logger } from 'pino';
 import { createTelephonyChannels } from './channels/telephony-channels.js';
 import type { Config } from './config.js';
+import { sql } from 'kysely';
 import { createMemoryNotifier } from './flows/challenge-notifier.js';
+import { createPgNotifier } from './store/pg-notifier.js';
 import type { Services } from './services.js';
 import { openStore } from './store/database.js';
 import { createGroupCommit } from './store/group-commit.js';
@@ -46,9 +48,21 @@ export async function createServices(config: Config, options: AppOptions = {}): 
     const keyring = await openKeyring(db, { dataDir: config.dataDir, keys: config.keys, auditKey: config.auditKey, now: clock(), storeLocation: store.location });
     const writes = createGroupCommit(store, keyring.auditKey, clock);
     const secrets = createSecretBox(db, keyring, clock);
+    // Several processes over one PostgreSQL wake each other's waiters (LISTEN/NOTIFY).
+    const notifier =
+      config.databaseUrl === undefined
+        ? createMemoryNotifier()
+        : createPgNotifier(
+            config.databaseUrl,
+            async (channel, payload) => {
+              await sql`select pg_notify(${channel}, ${payload})`.execute(db);
+            },
+            (error) => log.warn({ err: error }, 'the PostgreSQL notification listener failed; waiters fall back to re-reading'),
+          );
     return {
       config,
-      store,
+      // Closing the store stops the listener first.
+      store: { ...store, close: () => notifier.close().then(() => store.close()) },
       db,
       keyring,
       secrets,
@@ -56,7 +70,7 @@ export async function createServices(config: Config, options: AppOptions = {}): 
       clock,
       random: options.random ?? randomBytes,
       log,
-      notifier: createMemoryNotifier(),
+      notifier,
       writes,
       audit: (entry) => writes.audit(entry),
     };
