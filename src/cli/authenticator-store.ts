@@ -26,6 +26,8 @@ export interface AuthenticatorAccount {
   /** SPKI DER, standard base64: what the server holds. */
   public_key: string;
   added_at: string;
+  /** The TOTP secret for offline codes, when the activation carried one (base32). */
+  totp?: { secret: string; algorithm: string; digits: number; period: number };
 }
 
 export interface AuthenticatorFile {
@@ -66,10 +68,25 @@ function parseAccount(path: string, value: unknown, index: number): Authenticato
     private_key: text('private_key'),
     public_key: text('public_key'),
     added_at: text('added_at'),
+    ...parseTotp(path, value['totp'], index),
   };
 }
 
 /** Parses the text of a key file; `path` only names it in errors. */
+function parseTotp(path: string, value: unknown, index: number): Pick<AuthenticatorAccount, 'totp'> {
+  if (value === undefined) return {};
+  if (
+    !isRecord(value) ||
+    typeof value['secret'] !== 'string' ||
+    typeof value['algorithm'] !== 'string' ||
+    typeof value['digits'] !== 'number' ||
+    typeof value['period'] !== 'number'
+  ) {
+    throw invalidFile(path, `accounts[${index}].totp is not {secret, algorithm, digits, period}`);
+  }
+  return { totp: { secret: value['secret'], algorithm: value['algorithm'], digits: value['digits'], period: value['period'] } };
+}
+
 export function parseStore(path: string, text: string): AuthenticatorFile {
   let value: unknown;
   try {

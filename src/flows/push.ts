@@ -1,4 +1,6 @@
 import { createHash, createPublicKey, randomUUID, verify as verifySignature, type KeyObject } from 'node:crypto';
+import { Secret } from 'otpauth';
+import { generateOtp, timeStep } from '../core/otp/generate-otp.js';
 import { CountersignError, invalidInput, notFound } from '../core/errors.js';
 import { deviceRequestMessage, PUSH_DECISIONS, pushAnswerMessage, SIGNATURE_WINDOW_MS } from '../core/push-signature.js';
 import { actorOf, type Principal, type Services } from '../services.js';
@@ -7,6 +9,7 @@ import { takeFromWindow } from '../store/rate-windows.js';
 import type { ChallengeRow, TenantRow, UserRow } from '../store/schema.js';
 import { decideChallenge, isOpen, OPEN_STATUSES } from './challenge-state.js';
 import { reportFraud } from './fraud.js';
+import { activateMethod, enrollTotp } from './methods.js';
 import { tenantSettings } from './tenants.js';
 
 /**
@@ -50,12 +53,19 @@ export function serverBase(services: Services): string {
   return `http://${host}:${services.config.port}`;
 }
 
-export async function startActivation(services: Services, principal: Principal, tenant: TenantRow, user: UserRow): Promise<{ activation_url: string; activation_code: string; expires_at: string }> {
+export async function startActivation(
+  services: Services,
+  principal: Principal,
+  tenant: TenantRow,
+  user: UserRow,
+  options: { withTotp?: boolean } = {},
+): Promise<{ activation_url: string; activation_code: string; expires_at: string }> {
+  if (options.withTotp === true && !tenantSettings(tenant).allowed_methods.includes('totp')) throw new CountersignError('FORBIDDEN', 'the tenant does not allow authenticator app codes (totp)');
   const code = services.random(16).toString('base64url');
   const now = services.clock().getTime();
   await services.db
     .insertInto('push_activations')
-    .values({ id: randomUUID(), tenant_id: tenant.id, user_id: user.id, code_hash: sha256(code), expires_at: now + ACTIVATION_TTL_MS, used_at: null, created_at: now })
+    .values({ id: randomUUID(), tenant_id: tenant.id, user_id: user.id, code_hash: sha256(code), expires_at: now + ACTIVATION_TTL_MS, used_at: null, with_totp: options.withTotp === true ? 1 : 0, created_at: now })
     .execute();
   await services.audit({ tenantId: tenant.id, actor: actorOf(principal), action: 'push.activation_started', target: user.id });
   return { activation_url: `${serverBase(services)}/authenticator?activate=${code}`, activation_code: code, expires_at: new Date(now + ACTIVATION_TTL_MS).toISOString() };
@@ -73,7 +83,15 @@ function parsePublicKey(value: unknown): KeyObject {
 }
 
 /** The authenticator's side of activation: the code is used once; the device is stored with its public key only. */
-export async function activateDevice(services: Services, input: { code?: unknown; public_key?: unknown; name?: unknown }): Promise<{ device_id: string; tenant: string; username: string }> {
+export interface ActivatedDevice {
+  device_id: string;
+  tenant: string;
+  username: string;
+  /** When the activation carries one: the TOTP secret for offline codes, shown to this device only. */
+  totp?: { secret: string; uri: string; algorithm: string; digits: number; period: number };
+}
+
+export async function activateDevice(services: Services, input: { code?: unknown; public_key?: unknown; name?: unknown }): Promise<ActivatedDevice> {
   if (typeof input.code !== 'string' || !/^[A-Za-z0-9_-]{16,64}$/.test(input.code)) throw invalidInput('code', 'must be the activation code of the link');
   // eslint-disable-next-line no-control-regex -- shown to users and written to logs: no control characters
   if (typeof input.name !== 'string' || input.name.trim() === '' || input.name.length > 100 || /[\u0000-\u001f\u007f]/.test(input.name)) throw invalidInput('name', 'must be 1–100 characters');
@@ -86,7 +104,7 @@ export async function activateDevice(services: Services, input: { code?: unknown
     .where('code_hash', '=', sha256(input.code))
     .where('used_at', 'is', null)
     .where('expires_at', '>', now)
-    .returning(['tenant_id', 'user_id'])
+    .returning(['tenant_id', 'user_id', 'with_totp'])
     .executeTakeFirst();
   if (taken === undefined) throw new CountersignError('NOT_FOUND', 'the activation code is unknown, already used or expired: ask for a new link');
   const id = randomUUID();
@@ -94,7 +112,24 @@ export async function activateDevice(services: Services, input: { code?: unknown
   await services.db.insertInto('push_devices').values({ id, tenant_id: taken.tenant_id, user_id: taken.user_id, name: input.name.trim(), public_key: publicKey, channel: 'poll', created_at: now, last_seen_at: now }).execute();
   const user = await services.db.selectFrom('users').innerJoin('tenants', 'tenants.id', 'users.tenant_id').select(['users.username', 'tenants.name']).where('users.id', '=', taken.user_id).executeTakeFirstOrThrow();
   await services.audit({ tenantId: taken.tenant_id, actor: 'system', action: 'push.device_activated', target: taken.user_id, detail: { device: id, name: input.name.trim() } });
-  return { device_id: id, tenant: user.name, username: user.username };
+  const activated: ActivatedDevice = { device_id: id, tenant: user.name, username: user.username };
+  if (Number(taken.with_totp) === 1) activated.totp = await enrollDeviceTotp(services, taken.tenant_id, taken.user_id, input.name.trim());
+  return activated;
+}
+
+/**
+ * The TOTP method an authenticator carries: enrolled and activated at once — its secret goes
+ * straight to a device that just proved it holds its key, so no first code is needed from a person.
+ */
+async function enrollDeviceTotp(services: Services, tenantId: string, userId: string, deviceName: string): Promise<NonNullable<ActivatedDevice['totp']>> {
+  const tenant = await services.db.selectFrom('tenants').selectAll().where('id', '=', tenantId).executeTakeFirstOrThrow();
+  const user = await services.db.selectFrom('users').selectAll().where('id', '=', userId).executeTakeFirstOrThrow();
+  const system: Principal = { kind: 'system' };
+  const enrollment = await enrollTotp(services, system, tenant, user, { label: `Countersign Authenticator (${deviceName.slice(0, 30)})` });
+  const { algorithm, digits, period } = { algorithm: 'SHA1' as const, digits: 6, period: 30 };
+  const code = generateOtp(Secret.fromBase32(enrollment.secret).bytes, timeStep(services.clock().getTime(), period), { algorithm, digits });
+  await activateMethod(services, system, tenant, user, enrollment.method.id, code);
+  return { secret: enrollment.secret, uri: enrollment.uri, algorithm, digits, period };
 }
 
 export async function listDevices(services: Services, userId: string): Promise<PushDeviceView[]> {

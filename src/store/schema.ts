@@ -304,6 +304,8 @@ export interface PushActivationsTable {
   code_hash: string;
   expires_at: number;
   used_at: number | null;
+  /** 1: activation also enrolls a TOTP method whose secret goes to the authenticator (offline codes). */
+  with_totp: Generated<number>;
   created_at: number;
 }
 

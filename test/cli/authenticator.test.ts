@@ -1,4 +1,4 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -304,8 +304,31 @@ describe('countersign authenticator (CLI, end to end)', () => {
         expect(loose.stderr).toContain(`chmod 600 ${elsewhere}`);
       }
 
-      expect(await authenticator('code', '--store', keyFile)).toEqual({ code: 0, stdout: '(no offline codes: activate with an account that carries a TOTP secret)\n', stderr: '' });
+      expect(await authenticator('code', '--store', keyFile)).toEqual({ code: 0, stdout: '(no offline codes: activate with an account that carries a TOTP secret: push activate --with-totp)\n', stderr: '' });
       expect(await authenticator('code', '--store', keyFile, '--json')).toEqual({ code: 0, stdout: '[]\n', stderr: '' });
+    },
+    SLOW,
+  );
+
+  it(
+    'an account activated --with-totp shows offline codes: the same as oathtool computes from the stored secret',
+    async () => {
+      const link = await admin('push', 'activate', '--tenant', 'default', USERNAME, '--url', base, '--with-totp', '--json');
+      expect(link.code).toBe(0);
+      const withTotp = join(work, 'with-totp.json');
+      const activated = await authenticator('activate', (JSON.parse(link.stdout) as { activation_url: string }).activation_url, '--store', withTotp, '--json');
+      expect(activated.code).toBe(0);
+      const secret = load(withTotp).accounts[0]?.totp?.secret ?? '';
+      expect(secret).toMatch(/^[A-Z2-7]{32}$/);
+      const oathtool = () => execFileSync('oathtool', ['--totp', '-b', secret], { encoding: 'utf8' }).trim();
+      const before = oathtool();
+      const codes = await authenticator('code', '--store', withTotp, '--json');
+      const after = oathtool();
+      expect(codes.code).toBe(0);
+      const [entry] = JSON.parse(codes.stdout) as { account: string; code: string; seconds_left: number }[];
+      expect(entry?.account).toBe(`default/${USERNAME}`);
+      // A time step may turn while the command runs: the code is oathtool's of one of the two moments.
+      expect([before, after]).toContain(entry?.code);
     },
     SLOW,
   );

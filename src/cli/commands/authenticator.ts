@@ -3,6 +3,8 @@ import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import { CountersignError, ERROR_STATUS, invalidInput, type ErrorCode } from '../../core/errors.js';
 import { deviceRequestMessage, pushAnswerMessage, type PushDecision } from '../../core/push-signature.js';
+import { Secret } from 'otpauth';
+import { generateOtp, timeStep } from '../../core/otp/generate-otp.js';
 import { addAccount, defaultStorePath, findAccountForRequest, load, save, type AuthenticatorAccount } from '../authenticator-store.js';
 import { print } from '../context.js';
 
@@ -209,6 +211,12 @@ async function answer(id: string, decision: PushDecision, options: Options & { n
   print(options.json, result, () => `${result.id}: ${result.status}`);
 }
 
+/** The TOTP secret an activation may carry (offline codes). */
+function totpOf(value: unknown): Pick<AuthenticatorAccount, 'totp'> {
+  if (!isRecord(value) || typeof value['secret'] !== 'string' || typeof value['digits'] !== 'number' || typeof value['period'] !== 'number') return {};
+  return { totp: { secret: value['secret'], algorithm: typeof value['algorithm'] === 'string' ? value['algorithm'] : 'SHA1', digits: value['digits'], period: value['period'] } };
+}
+
 export function registerAuthenticatorCommands(program: Command): void {
   const authenticator = program
     .command('authenticator')
@@ -241,6 +249,7 @@ export function registerAuthenticatorCommands(program: Command): void {
       private_key: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
       public_key: publicKeyText,
       added_at: new Date().toISOString(),
+      ...totpOf(body['totp']),
     };
     save(path, addAccount(file, account));
     const result = { device_id: account.device_id, tenant: account.tenant, username: account.username, server };
@@ -269,9 +278,15 @@ export function registerAuthenticatorCommands(program: Command): void {
     answer(id, 'fraud', options),
   );
 
-  common(authenticator.command('code').description('offline codes (TOTP) of the activated accounts')).action((options: Options) => {
-    // Reading the key file still checks its permissions.
-    load(storePath(options));
-    print(options.json, [], () => '(no offline codes: activate with an account that carries a TOTP secret)');
+  common(authenticator.command('code').description('offline codes (TOTP) of the activated accounts that carry one (push activate --with-totp)')).action((options: Options) => {
+    const now = Date.now();
+    const codes = load(storePath(options)).accounts.flatMap((a) => {
+      if (a.totp === undefined) return [];
+      const algorithm = a.totp.algorithm === 'SHA256' || a.totp.algorithm === 'SHA512' ? a.totp.algorithm : 'SHA1';
+      const code = generateOtp(Secret.fromBase32(a.totp.secret).bytes, timeStep(now, a.totp.period), { algorithm, digits: a.totp.digits });
+      const secondsLeft = a.totp.period - (Math.floor(now / 1000) % a.totp.period);
+      return [{ account: `${a.tenant}/${a.username}`, code, seconds_left: secondsLeft }];
+    });
+    print(options.json, codes, () => codes.map((c) => `${c.account}  ${c.code}  (${c.seconds_left} s left)`).join('\n') || '(no offline codes: activate with an account that carries a TOTP secret: push activate --with-totp)');
   });
 }

@@ -10,7 +10,7 @@ import { addStoreOptions, CLI, print, tenantOf, withServices, type GlobalOptions
  * terminal), and the user's activated authenticators. The link points at the server's
  * public_url, or http://localhost:<port>; `--url` names another address people reach it by.
  */
-type Options = GlobalOptions & { json?: boolean; tenant?: string; url?: string };
+type Options = GlobalOptions & { json?: boolean; tenant?: string; url?: string; withTotp?: boolean };
 
 export function registerPushCommands(program: Command): void {
   const push = program.command('push').description('push approval: authenticator activation and devices');
@@ -20,13 +20,14 @@ export function registerPushCommands(program: Command): void {
       .description('start activating an authenticator: prints a single-use link (and its QR code), valid 10 minutes')
       .requiredOption('--tenant <tenant>', 'tenant id or name')
       .option('--url <base>', 'the address authenticators reach the server at (default: public_url, or http://localhost:<port>)')
+      .option('--with-totp', 'the authenticator also gets a TOTP secret, for codes when it is offline')
       .option('--json', 'print JSON: {activation_url, expires_at}'),
   ).action((username: string, options: Options) =>
     withServices(options, async (services) => {
       if (options.url !== undefined && !/^https?:\/\/[^\s/]+(\/[^\s]*)?$/.test(options.url)) throw invalidInput('--url', 'must be an http:// or https:// address');
       const tenant = await tenantOf(services, options.tenant);
       const user = await findUser(services.db, tenant.id, username);
-      const started = await startActivation(services, CLI, tenant, user);
+      const started = await startActivation(services, CLI, tenant, user, { withTotp: options.withTotp === true });
       const url = options.url === undefined ? started.activation_url : started.activation_url.replace(/^.*(?=\/authenticator\?activate=)/, options.url.replace(/\/+$/, ''));
       const qr = options.json === true ? '' : await QRCode.toString(url, { type: 'terminal', small: true });
       print(options.json, { activation_url: url, expires_at: started.expires_at }, () => `${qr}\nactivation link for ${user.username} (single use, until ${started.expires_at}):\n${url}\n\nscan it with the authenticator, or run: countersign authenticator activate "${url}"`);

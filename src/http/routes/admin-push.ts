@@ -20,12 +20,13 @@ export const adminPushRoutes: FastifyPluginAsyncTypebox<{ services: Services }> 
         summary: 'Start activating an authenticator: a single-use link (for a QR code), valid 10 minutes',
         params: UserParams,
         querystring: TenantQuery,
+        body: Type.Optional(Type.Object({ with_totp: Type.Optional(Type.Boolean({ description: 'the authenticator also gets a TOTP secret for offline codes' })) }, { additionalProperties: false })),
         response: { 201: Type.Object({ activation_url: Type.String(), activation_code: Type.String(), expires_at: Type.String() }), ...errors },
       },
     },
     async (request, reply) => {
       const { principal, tenant, user } = await adminUser(services, request, request.params.user);
-      return reply.code(201).send(await startActivation(services, principal, tenant, user));
+      return reply.code(201).send(await startActivation(services, principal, tenant, user, { withTotp: request.body?.with_totp === true }));
     },
   );
 

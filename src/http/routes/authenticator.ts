@@ -20,7 +20,15 @@ export const authenticatorRoutes: FastifyPluginAsyncTypebox<{ services: Services
         tags,
         summary: 'Activate an authenticator with the code of an activation link; only its P-256 public key is kept',
         body: Type.Object({ code: Type.String({ maxLength: 64 }), public_key: Type.String({ maxLength: 400 }), name: Type.String({ maxLength: 100 }) }, { additionalProperties: false }),
-        response: { 201: Type.Object({ device_id: Type.String(), tenant: Type.String(), username: Type.String() }), ...errors },
+        response: {
+          201: Type.Object({
+            device_id: Type.String(),
+            tenant: Type.String(),
+            username: Type.String(),
+            totp: Type.Optional(Type.Object({ secret: Type.String(), uri: Type.String(), algorithm: Type.String(), digits: Type.Integer(), period: Type.Integer() })),
+          }),
+          ...errors,
+        },
       },
     },
     async (request, reply) => reply.code(201).send(await activateDevice(services, request.body)),
