@@ -1,0 +1,103 @@
+import { Agent } from 'node:https';
+import webpush from 'web-push';
+import { CountersignError } from '../../core/errors.js';
+import { noticeData, PUSH_TIMEOUT_MS, unreachable, type PushDelivery, type PushNotice, type PushResult } from './types.js';
+
+/**
+ * Web Push (RFC 8030) with VAPID (RFC 8292) and the aes128gcm payload encryption of RFC 8291,
+ * through the `web-push` library: the authenticator running in a browser registered a
+ * PushSubscription, and its push service (Mozilla's, Google's, Apple's) wakes it.
+ *
+ * The message lives 60 seconds (TTL) with urgency `high`: a sign-in does not wait longer. A 404
+ * or 410 from the push service means the subscription is gone. Errors name the HTTP status or
+ * the socket error, never the VAPID private key, the subscription's keys or the service's body.
+ */
+export interface WebPushConfig {
+  /** VAPID public key: the uncompressed P-256 point, base64url (what browsers take as `applicationServerKey`). */
+  readonly publicKey: string;
+  /** VAPID private key: the 32-byte P-256 scalar, base64url. */
+  readonly privateKey: string;
+  /** Who to contact about this sender: a `mailto:` or `https:` URL. */
+  readonly subject: string;
+}
+
+export interface WebPushOptions {
+  /** Extra certificate authorities (PEM) to trust, for a push service with a private certificate (tests). */
+  readonly ca?: string | Buffer;
+  readonly timeoutMs?: number;
+}
+
+export const WEB_PUSH_TTL_SECONDS = 60;
+
+interface Subscription {
+  endpoint: string;
+  keys: { p256dh: string; auth: string };
+}
+
+export function createWebPush(config: WebPushConfig, options: WebPushOptions = {}): PushDelivery {
+  try {
+    // Validates subject and keys now, so that a bad configuration fails at start-up and not on each sign-in.
+    webpush.getVapidHeaders('https://push.example', config.subject, config.publicKey, config.privateKey, 'aes128gcm');
+  } catch {
+    throw new CountersignError('CONFIG_INVALID', 'Web Push: the VAPID keys or subject are not valid (keys: base64url P-256; subject: mailto: or https: URL)');
+  }
+  const timeoutMs = options.timeoutMs ?? PUSH_TIMEOUT_MS;
+  const agent = options.ca === undefined ? undefined : new Agent({ ca: options.ca, keepAlive: true });
+  const vapidDetails = { subject: config.subject, publicKey: config.publicKey, privateKey: config.privateKey };
+
+  return {
+    channel: 'webpush',
+    async deliver(target: string, notice: PushNotice): Promise<PushResult> {
+      const subscription = parseSubscription(target);
+      if (subscription === undefined) return { ok: false, error: 'the Web Push subscription is not valid' };
+      try {
+        const sent = await webpush.sendNotification(subscription, JSON.stringify(noticeData(notice)), {
+          vapidDetails,
+          TTL: WEB_PUSH_TTL_SECONDS,
+          urgency: 'high',
+          contentEncoding: 'aes128gcm',
+          timeout: timeoutMs,
+          ...(agent === undefined ? {} : { agent }),
+        });
+        return { ok: true, status: sent.statusCode };
+      } catch (error) {
+        if (error instanceof webpush.WebPushError) {
+          const status = error.statusCode;
+          const gone = status === 404 || status === 410;
+          return { ok: false, status, error: `the push service answered HTTP ${status}${gone ? ' (subscription gone)' : ''}`, ...(gone ? { gone: true } : {}) };
+        }
+        if (error instanceof Error && error.message === 'Socket timeout') return { ok: false, error: `the push service did not answer within ${timeoutMs / 1000} s` };
+        return { ok: false, error: unreachable('the push service', error, timeoutMs) };
+      }
+    },
+  };
+}
+
+/** A fresh VAPID key pair (base64url), for `countersign` set-up. */
+export function generateVapidKeys(): { publicKey: string; privateKey: string } {
+  const keys = webpush.generateVAPIDKeys();
+  return { publicKey: keys.publicKey, privateKey: keys.privateKey };
+}
+
+const BASE64URL = /^[A-Za-z0-9_-]+={0,2}$/;
+
+/** The subscription JSON a browser gives (`PushSubscription.toJSON()`), checked: an https endpoint and both keys. */
+function parseSubscription(target: string): Subscription | undefined {
+  let value: unknown;
+  try {
+    value = JSON.parse(target);
+  } catch {
+    return undefined;
+  }
+  if (typeof value !== 'object' || value === null) return undefined;
+  const { endpoint, keys } = value as { endpoint?: unknown; keys?: unknown };
+  if (typeof endpoint !== 'string' || typeof keys !== 'object' || keys === null) return undefined;
+  const { p256dh, auth } = keys as { p256dh?: unknown; auth?: unknown };
+  if (typeof p256dh !== 'string' || typeof auth !== 'string' || !BASE64URL.test(p256dh) || !BASE64URL.test(auth)) return undefined;
+  try {
+    if (new URL(endpoint).protocol !== 'https:') return undefined;
+  } catch {
+    return undefined;
+  }
+  return { endpoint, keys: { p256dh, auth } };
+}
