@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import pino, { type Logger } from 'pino';
+import { createPushChannels } from './channels/push/push-channels.js';
 import { createTelephonyChannels } from './channels/telephony-channels.js';
 import type { Config } from './config.js';
 import { sql } from 'kysely';
@@ -48,6 +49,7 @@ export async function createServices(config: Config, options: AppOptions = {}): 
     const keyring = await openKeyring(db, { dataDir: config.dataDir, keys: config.keys, auditKey: config.auditKey, now: clock(), storeLocation: store.location });
     const writes = createGroupCommit(store, keyring.auditKey, clock);
     const secrets = createSecretBox(db, keyring, clock);
+    const pushChannels = createPushChannels(config.push);
     // Several processes over one PostgreSQL wake each other's waiters (LISTEN/NOTIFY).
     const notifier =
       config.databaseUrl === undefined
@@ -62,11 +64,11 @@ export async function createServices(config: Config, options: AppOptions = {}): 
     return {
       config,
       // Closing the store stops the listener first.
-      store: { ...store, close: () => notifier.close().then(() => store.close()) },
+      store: { ...store, close: () => Promise.all([notifier.close(), pushChannels.close()]).then(() => store.close()) },
       db,
       keyring,
       secrets,
-      channels: createTelephonyChannels(config, db, secrets, clock),
+      channels: { ...createTelephonyChannels(config, db, secrets, clock), push: pushChannels },
       clock,
       random: options.random ?? randomBytes,
       log,

@@ -26,6 +26,14 @@ export interface Config {
   /** Where telephony providers reach this server's webhooks (https://mfa.example.com); undefined = not reachable. */
   readonly publicUrl: string | undefined;
   readonly telephony: TelephonyConfig;
+  /** How authenticators are told of a push when they are not streaming: Web Push, FCM, APNs (each optional). */
+  readonly push: PushConfig;
+}
+
+export interface PushConfig {
+  readonly webPush: { readonly publicKey: string; readonly privateKey: string; readonly subject: string } | undefined;
+  readonly fcm: { readonly projectId: string; readonly clientEmail: string; readonly privateKey: string; readonly tokenUrl?: string; readonly apiUrl?: string } | undefined;
+  readonly apns: { readonly teamId: string; readonly keyId: string; readonly privateKey: string; readonly topic: string; readonly host?: string } | undefined;
 }
 
 /**
@@ -77,6 +85,21 @@ const ENV: Record<string, keyof Config> = {
   COUNTERSIGN_PUBLIC_URL: 'publicUrl',
 };
 
+/** Push delivery settings from the environment: `push.<path>` in the file. */
+const PUSH_ENV: Record<string, string> = {
+  COUNTERSIGN_VAPID_PUBLIC_KEY: 'web_push.public_key',
+  COUNTERSIGN_VAPID_PRIVATE_KEY: 'web_push.private_key',
+  COUNTERSIGN_VAPID_SUBJECT: 'web_push.subject',
+  COUNTERSIGN_FCM_PROJECT_ID: 'fcm.project_id',
+  COUNTERSIGN_FCM_CLIENT_EMAIL: 'fcm.client_email',
+  COUNTERSIGN_FCM_PRIVATE_KEY: 'fcm.private_key',
+  COUNTERSIGN_APNS_TEAM_ID: 'apns.team_id',
+  COUNTERSIGN_APNS_KEY_ID: 'apns.key_id',
+  COUNTERSIGN_APNS_PRIVATE_KEY: 'apns.private_key',
+  COUNTERSIGN_APNS_TOPIC: 'apns.topic',
+  COUNTERSIGN_APNS_HOST: 'apns.host',
+};
+
 /** Telephony settings from the environment: `telephony.<path>` in the file. */
 const TELEPHONY_ENV: Record<string, string> = {
   COUNTERSIGN_TELEPHONY_PROVIDER: 'provider',
@@ -105,6 +128,7 @@ const FILE_KEYS: Record<string, keyof Config> = {
   import_body_limit: 'importBodyLimit',
   public_url: 'publicUrl',
   telephony: 'telephony',
+  push: 'push',
 };
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -141,6 +165,10 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     const value = env[name];
     if (value !== undefined && value !== '') merged['telephony'] = setPath(isRecord(merged['telephony']) ? { ...merged['telephony'] } : {}, path.split('.'), value);
   }
+  for (const [name, path] of Object.entries(PUSH_ENV)) {
+    const value = env[name];
+    if (value !== undefined && value !== '') merged['push'] = setPath(isRecord(merged['push']) ? { ...merged['push'] } : {}, path.split('.'), value);
+  }
   for (const [key, value] of Object.entries(options.overrides ?? {})) {
     if (value !== undefined) merged[key] = value;
   }
@@ -157,6 +185,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     importBodyLimit: readInt(merged, 'importBodyLimit', 64 * 1024 * 1024, 1024, 1024 * 1024 * 1024, problems),
     publicUrl: readUrl(merged['publicUrl'], 'public_url', problems)?.replace(/\/+$/, ''),
     telephony: readTelephony(merged['telephony'], problems),
+    push: readPush(merged['push'], problems),
   };
   if (config.keys !== undefined && config.auditKey === undefined) {
     problems.push('audit_key: required when keys come from configuration (COUNTERSIGN_AUDIT_KEY, 32 bytes base64)');
@@ -362,4 +391,53 @@ function readTelephony(value: unknown, problems: string[]): TelephonyConfig {
     }
   }
   return Object.freeze({ provider: provider === 'twilio' || provider === 'http' ? provider : 'outbox', twilio, http });
+}
+
+/** A block of string settings: every `required` one present, the optional ones kept when given, unknown ones reported. */
+function readBlock(value: unknown, name: string, required: readonly string[], optional: readonly string[], problems: string[]): Record<string, string> | undefined {
+  if (value === undefined) return undefined;
+  if (!isRecord(value)) {
+    problems.push(`${name}: must be a mapping`);
+    return undefined;
+  }
+  for (const key of Object.keys(value)) if (!required.includes(key) && !optional.includes(key)) problems.push(`${name}: unknown setting "${key}"`);
+  const out: Record<string, string> = {};
+  let complete = true;
+  for (const key of [...required, ...optional]) {
+    const text = readText(value, key, `${name}.${key}`, problems, required.includes(key));
+    if (text === undefined) complete = complete && !required.includes(key);
+    // PEM keys from the environment often arrive with their newlines written as \n.
+    else out[key] = key === 'private_key' ? text.replaceAll('\\n', '\n') : text;
+  }
+  return complete ? out : undefined;
+}
+
+function readPush(value: unknown, problems: string[]): PushConfig {
+  const none: PushConfig = { webPush: undefined, fcm: undefined, apns: undefined };
+  if (value === undefined) return Object.freeze(none);
+  if (!isRecord(value)) {
+    problems.push('push: must be a mapping (web_push, fcm, apns)');
+    return none;
+  }
+  for (const key of Object.keys(value)) if (!['web_push', 'fcm', 'apns'].includes(key)) problems.push(`push: unknown setting "${key}"`);
+  const web = readBlock(value['web_push'], 'push.web_push', ['public_key', 'private_key', 'subject'], [], problems);
+  const fcm = readBlock(value['fcm'], 'push.fcm', ['project_id', 'client_email', 'private_key'], ['token_url', 'api_url'], problems);
+  const apns = readBlock(value['apns'], 'push.apns', ['team_id', 'key_id', 'private_key', 'topic'], ['host'], problems);
+  return Object.freeze({
+    webPush: web === undefined ? undefined : { publicKey: web['public_key'] ?? '', privateKey: web['private_key'] ?? '', subject: web['subject'] ?? '' },
+    fcm:
+      fcm === undefined
+        ? undefined
+        : {
+            projectId: fcm['project_id'] ?? '',
+            clientEmail: fcm['client_email'] ?? '',
+            privateKey: fcm['private_key'] ?? '',
+            ...(fcm['token_url'] === undefined ? {} : { tokenUrl: fcm['token_url'] }),
+            ...(fcm['api_url'] === undefined ? {} : { apiUrl: fcm['api_url'] }),
+          },
+    apns:
+      apns === undefined
+        ? undefined
+        : { teamId: apns['team_id'] ?? '', keyId: apns['key_id'] ?? '', privateKey: apns['private_key'] ?? '', topic: apns['topic'] ?? '', ...(apns['host'] === undefined ? {} : { host: apns['host'] }) },
+  });
 }

@@ -8,6 +8,7 @@ import type { Keyring } from './store/keyring.js';
 import type { Database } from './store/schema.js';
 import type { SecretBox } from './store/secret-box.js';
 import type { ChallengeNotifier } from './flows/challenge-notifier.js';
+import type { PushChannels } from './channels/push/push-channels.js';
 import type { SmsChannel, VoiceChannel } from './channels/types.js';
 
 /**
@@ -26,7 +27,7 @@ export interface Services {
   readonly log: Logger;
   readonly notifier: ChallengeNotifier;
   /** Where texts and calls go: the local outbox by default, or the configured provider. */
-  readonly channels: { readonly sms: SmsChannel; readonly voice: VoiceChannel | undefined };
+  readonly channels: { readonly sms: SmsChannel; readonly voice: VoiceChannel | undefined; readonly push: PushChannels };
   /** Short write transactions committed together with their audit records (group commit). */
   readonly writes: GroupCommit;
   audit(entry: AuditEntry): Promise<void>;

@@ -8,7 +8,7 @@ import { writeTransaction } from '../store/write-transaction.js';
 import { decideChallenge, isOpen, OPEN_STATUSES, viewChallenge as view, type ChallengeView } from './challenge-state.js';
 import { answerPhoneCode, dispatchPhoneChallenge, preparePhoneChallenge } from './phone-challenges.js';
 import { choosePhoneMethod, userPhoneMethods } from './phone-methods.js';
-import { preparePush, pushTopic, userPushMethods } from './push.js';
+import { notifyDevices, preparePush, pushTopic, userPushMethods } from './push.js';
 import { parseIp } from './preauth.js';
 import { tenantSettings } from './tenants.js';
 import { activeCodeMethods, verifyCode } from './verify-code.js';
@@ -141,7 +141,10 @@ export async function createChallenge(services: Services, principal: Principal, 
   // The text leaves, or the call is placed, once the challenge is stored; the answer comes later.
   if (phone !== undefined) row = await dispatchPhoneChallenge(services, tenant, row, phone);
   // Authenticators listening on their live stream are told at once.
-  if (row.type === 'push') services.notifier.publish(pushTopic(user.id));
+  if (row.type === 'push') {
+    services.notifier.publish(pushTopic(user.id));
+    notifyDevices(services, tenant, user.id, row.id, row.method_id?.replace(/^push:/, '') ?? null);
+  }
   return view(row);
 }
 

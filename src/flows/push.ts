@@ -91,11 +91,12 @@ export interface ActivatedDevice {
   totp?: { secret: string; uri: string; algorithm: string; digits: number; period: number };
 }
 
-export async function activateDevice(services: Services, input: { code?: unknown; public_key?: unknown; name?: unknown }): Promise<ActivatedDevice> {
+export async function activateDevice(services: Services, input: { code?: unknown; public_key?: unknown; name?: unknown; channel?: unknown; target?: unknown }): Promise<ActivatedDevice> {
   if (typeof input.code !== 'string' || !/^[A-Za-z0-9_-]{16,64}$/.test(input.code)) throw invalidInput('code', 'must be the activation code of the link');
   // eslint-disable-next-line no-control-regex -- shown to users and written to logs: no control characters
   if (typeof input.name !== 'string' || input.name.trim() === '' || input.name.length > 100 || /[\u0000-\u001f\u007f]/.test(input.name)) throw invalidInput('name', 'must be 1–100 characters');
   const key = parsePublicKey(input.public_key);
+  const { channel, target } = parseChannel(services, input.channel, input.target);
   const now = services.clock().getTime();
   // Single use: the code is taken by one atomic UPDATE; a second use finds it taken.
   const taken = await services.db
@@ -109,7 +110,7 @@ export async function activateDevice(services: Services, input: { code?: unknown
   if (taken === undefined) throw new CountersignError('NOT_FOUND', 'the activation code is unknown, already used or expired: ask for a new link');
   const id = randomUUID();
   const publicKey = key.export({ format: 'der', type: 'spki' }).toString('base64');
-  await services.db.insertInto('push_devices').values({ id, tenant_id: taken.tenant_id, user_id: taken.user_id, name: input.name.trim(), public_key: publicKey, channel: 'poll', created_at: now, last_seen_at: now }).execute();
+  await services.db.insertInto('push_devices').values({ id, tenant_id: taken.tenant_id, user_id: taken.user_id, name: input.name.trim(), public_key: publicKey, channel, target, created_at: now, last_seen_at: now }).execute();
   const user = await services.db.selectFrom('users').innerJoin('tenants', 'tenants.id', 'users.tenant_id').select(['users.username', 'tenants.name']).where('users.id', '=', taken.user_id).executeTakeFirstOrThrow();
   await services.audit({ tenantId: taken.tenant_id, actor: 'system', action: 'push.device_activated', target: taken.user_id, detail: { device: id, name: input.name.trim() } });
   const activated: ActivatedDevice = { device_id: id, tenant: user.name, username: user.username };
@@ -130,6 +131,38 @@ async function enrollDeviceTotp(services: Services, tenantId: string, userId: st
   const code = generateOtp(Secret.fromBase32(enrollment.secret).bytes, timeStep(services.clock().getTime(), period), { algorithm, digits });
   await activateMethod(services, system, tenant, user, enrollment.method.id, code);
   return { secret: enrollment.secret, uri: enrollment.uri, algorithm, digits, period };
+}
+
+/** How the device wants to be told of a request: `poll` (it fetches or streams), or a configured push service and its address there. */
+function parseChannel(services: Services, channel: unknown, target: unknown): { channel: string; target: string | null } {
+  if (channel === undefined || channel === 'poll') return { channel: 'poll', target: null };
+  if (channel !== 'webpush' && channel !== 'fcm' && channel !== 'apns') throw invalidInput('channel', 'must be poll, webpush, fcm or apns');
+  if (!services.channels.push.byChannel.has(channel)) throw invalidInput('channel', `this server has no ${channel} configured (push.${channel === 'webpush' ? 'web_push' : channel}); use poll`);
+  if (typeof target !== 'string' || target === '' || target.length > 4096) throw invalidInput('target', `must be the device's ${channel === 'webpush' ? 'Web Push subscription (JSON)' : `${channel} token`}`);
+  return { channel, target };
+}
+
+/**
+ * Tells the user's devices that use a push service (Web Push, FCM, APNs) about a new request.
+ * In the background and best effort: a failed delivery never blocks sign-in (the device can
+ * always fetch its pending requests); a registration the service says is gone is dropped.
+ */
+export function notifyDevices(services: Services, tenant: TenantRow, userId: string, challengeId: string, deviceId: string | null): void {
+  void (async () => {
+    let query = services.db.selectFrom('push_devices').select(['id', 'channel', 'target']).where('user_id', '=', userId).where('channel', '!=', 'poll');
+    if (deviceId !== null) query = query.where('id', '=', deviceId);
+    for (const device of await query.execute()) {
+      const delivery = services.channels.push.byChannel.get(device.channel);
+      if (delivery === undefined || device.target === null) continue;
+      const result = await delivery.deliver(device.target, { challengeId, tenant: tenant.name });
+      if (result.gone === true) {
+        await services.db.updateTable('push_devices').set({ channel: 'poll', target: null }).where('id', '=', device.id).execute();
+        services.log.info({ device: device.id, channel: device.channel }, 'a push registration is gone; the device now fetches its requests');
+      } else if (!result.ok) {
+        services.log.warn({ device: device.id, channel: device.channel, status: result.status, error: result.error }, 'a push notification could not be delivered');
+      }
+    }
+  })().catch((error: unknown) => services.log.warn({ err: error }, 'push notifications failed'));
 }
 
 export async function listDevices(services: Services, userId: string): Promise<PushDeviceView[]> {

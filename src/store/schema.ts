@@ -317,8 +317,10 @@ export interface PushDevicesTable {
   name: string;
   /** SPKI DER, base64. */
   public_key: string;
-  /** How it is told of a request: `poll` (it fetches pending requests; live stream later), … */
+  /** How it is told of a request when not streaming: `poll` (it fetches), `webpush`, `fcm`, `apns`. */
   channel: string;
+  /** The channel's address of the device: a Web Push subscription (JSON), an FCM or APNs token. */
+  target: Later<string>;
   created_at: number;
   last_seen_at: number | null;
 }

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { listDevices, removeDevice, startActivation } from '../../flows/push.js';
+import { invalidInput } from '../../core/errors.js';
 import type { Services } from '../../services.js';
 import { adminUser } from '../admin-context.js';
 import { ErrorBody, TenantQuery, UserParams } from '../schemas.js';
@@ -20,13 +21,16 @@ export const adminPushRoutes: FastifyPluginAsyncTypebox<{ services: Services }> 
         summary: 'Start activating an authenticator: a single-use link (for a QR code), valid 10 minutes',
         params: UserParams,
         querystring: TenantQuery,
-        body: Type.Optional(Type.Object({ with_totp: Type.Optional(Type.Boolean({ description: 'the authenticator also gets a TOTP secret for offline codes' })) }, { additionalProperties: false })),
+        description: 'Optional JSON body: {"with_totp": true} — the authenticator also gets a TOTP secret for offline codes.',
         response: { 201: Type.Object({ activation_url: Type.String(), activation_code: Type.String(), expires_at: Type.String() }), ...errors },
       },
     },
     async (request, reply) => {
       const { principal, tenant, user } = await adminUser(services, request, request.params.user);
-      return reply.code(201).send(await startActivation(services, principal, tenant, user, { withTotp: request.body?.with_totp === true }));
+      const body: unknown = request.body;
+      const withTotp = typeof body === 'object' && body !== null ? (body as { with_totp?: unknown }).with_totp : undefined;
+      if (withTotp !== undefined && typeof withTotp !== 'boolean') throw invalidInput('with_totp', 'must be true or false');
+      return reply.code(201).send(await startActivation(services, principal, tenant, user, { withTotp: withTotp === true }));
     },
   );
 

@@ -1,6 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { activateDevice, answerPush, authenticateDevice, pendingForDevice, pushTopic } from '../../flows/push.js';
+import { CountersignError } from '../../core/errors.js';
 import type { Services } from '../../services.js';
 import { ErrorBody, IdParams, Nullable } from '../schemas.js';
 
@@ -19,7 +20,16 @@ export const authenticatorRoutes: FastifyPluginAsyncTypebox<{ services: Services
       schema: {
         tags,
         summary: 'Activate an authenticator with the code of an activation link; only its P-256 public key is kept',
-        body: Type.Object({ code: Type.String({ maxLength: 64 }), public_key: Type.String({ maxLength: 400 }), name: Type.String({ maxLength: 100 }) }, { additionalProperties: false }),
+        body: Type.Object(
+          {
+            code: Type.String({ maxLength: 64 }),
+            public_key: Type.String({ maxLength: 400 }),
+            name: Type.String({ maxLength: 100 }),
+            channel: Type.Optional(Type.String({ maxLength: 16, description: 'poll (default), webpush, fcm or apns' })),
+            target: Type.Optional(Type.String({ maxLength: 4096, description: 'the Web Push subscription (JSON) or the FCM/APNs token' })),
+          },
+          { additionalProperties: false },
+        ),
         response: {
           201: Type.Object({
             device_id: Type.String(),
@@ -108,6 +118,17 @@ export const authenticatorRoutes: FastifyPluginAsyncTypebox<{ services: Services
       },
     },
     async (request) => answerPush(services, request.params.id, request.body),
+  );
+
+  // What a browser needs to subscribe to Web Push for this server (applicationServerKey).
+  app.get(
+    '/v1/authenticator/web-push-key',
+    { schema: { tags, summary: 'The VAPID public key for Web Push subscriptions (404 when Web Push is not configured)', response: { 200: Type.Object({ public_key: Type.String() }), ...errors } } },
+    async () => {
+      const key = services.config.push.webPush?.publicKey;
+      if (key === undefined) throw new CountersignError('NOT_FOUND', 'Web Push is not configured on this server (push.web_push)');
+      return { public_key: key };
+    },
   );
 
   // Where activation links lead. The installable authenticator comes here; until then the page

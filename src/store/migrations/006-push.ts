@@ -30,6 +30,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('name', 'text', (c) => c.notNull())
     .addColumn('public_key', 'text', (c) => c.notNull())
     .addColumn('channel', 'text', (c) => c.notNull())
+    // The channel's address of the device: a Web Push subscription (JSON), an FCM or APNs token.
+    .addColumn('target', 'text')
     .addColumn('created_at', 'bigint', (c) => c.notNull())
     .addColumn('last_seen_at', 'bigint')
     .execute();
