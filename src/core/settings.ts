@@ -67,6 +67,8 @@ export interface TenantSettings {
   readonly push_limit_per_5_minutes: number;
   /** … and since the user's last approved push. */
   readonly push_limit_since_success: number;
+  /** PIN mode for push: approving also asks for the user's PIN (as calls do in PIN mode). */
+  readonly push_pin_mode: boolean;
 }
 
 export const DEFAULT_SETTINGS: TenantSettings = Object.freeze({
@@ -99,6 +101,7 @@ export const DEFAULT_SETTINGS: TenantSettings = Object.freeze({
   push_approve_only: false,
   push_limit_per_5_minutes: 3,
   push_limit_since_success: 10,
+  push_pin_mode: false,
 });
 
 const RANGES: Partial<Record<keyof TenantSettings, readonly [number, number]>> = {
@@ -126,7 +129,7 @@ const CHOICES: Partial<Record<keyof TenantSettings, readonly string[]>> = {
   voice_mode: ['press', 'pin', 'code'],
   sms_mode: ['one_way', 'two_way'],
 };
-const FLAGS: readonly (keyof TenantSettings)[] = ['fraud_alert_enabled', 'fraud_block_user', 'push_approve_only'];
+const FLAGS: readonly (keyof TenantSettings)[] = ['fraud_alert_enabled', 'fraud_block_user', 'push_approve_only', 'push_pin_mode'];
 
 /** Applies a partial change to settings; throws INVALID_INPUT naming the first bad field. */
 export function applySettingsChange(current: TenantSettings, change: Record<string, unknown>): TenantSettings {

@@ -10,6 +10,7 @@ import type { ChallengeRow, TenantRow, UserRow } from '../store/schema.js';
 import { decideChallenge, isOpen, OPEN_STATUSES } from './challenge-state.js';
 import { reportFraud } from './fraud.js';
 import { activateMethod, enrollTotp } from './methods.js';
+import { verifyPin } from './pins.js';
 import { tenantSettings } from './tenants.js';
 
 /**
@@ -184,7 +185,7 @@ export async function userPushMethods(services: Services, tenant: TenantRow, use
 }
 
 /** Push fatigue limits, then a 2-digit number; the caller stores the row. */
-export async function preparePush(services: Services, tenant: TenantRow, userId: string, now: number): Promise<{ number: string | null; expiresAt: number }> {
+export async function preparePush(services: Services, tenant: TenantRow, userId: string, now: number): Promise<{ number: string | null; expiresAt: number; pin: boolean }> {
   const settings = tenantSettings(tenant);
   const recent = await takeFromWindow(services.db, `${tenant.id}:push:user:${userId}`, settings.push_limit_per_5_minutes, 5 * 60_000, now);
   if (!recent.allowed) throw new CountersignError('RATE_LIMITED', `too many push requests: at most ${settings.push_limit_per_5_minutes} in 5 minutes`, { retryAfter: recent.retryAfterSeconds });
@@ -201,7 +202,7 @@ export async function preparePush(services: Services, tenant: TenantRow, userId:
   }
   // 10–99: two digits the user reads off the sign-in screen.
   const number = settings.push_approve_only ? null : String(10 + (services.random(4).readUInt32BE(0) % 90));
-  return { number, expiresAt: now + settings.push_ttl_seconds * 1000 };
+  return { number, expiresAt: now + settings.push_ttl_seconds * 1000, pin: settings.push_pin_mode };
 }
 
 interface Device {
@@ -250,6 +251,8 @@ export interface PendingRequest {
   event: { title: string; detail: string | null } | null;
   expires_at: string;
   number_required: boolean;
+  /** PIN mode: approving also needs the user's PIN. */
+  pin_required: boolean;
 }
 
 /** The open push requests a device may answer: its user's, sent to it or to any of their devices. */
@@ -272,6 +275,7 @@ export async function pendingForDevice(services: Services, device: Device): Prom
     event: r.event_title === null ? null : { title: r.event_title, detail: r.event_detail },
     expires_at: new Date(Number(r.expires_at)).toISOString(),
     number_required: r.number !== null,
+    pin_required: r.mode?.endsWith('+pin') === true,
   }));
 }
 
@@ -279,6 +283,8 @@ export interface PushAnswer {
   device_id?: unknown;
   decision?: unknown;
   number?: unknown;
+  /** PIN mode: the user's PIN (sent over TLS; not part of the signature). */
+  pin?: unknown;
   timestamp?: unknown;
   signature?: unknown;
 }
@@ -312,6 +318,12 @@ export async function answerPush(services: Services, challengeId: string, answer
     return { id: row.id, status: 'denied' };
   }
   const matches = row.number === null || number === row.number;
+  if (matches && row.mode?.endsWith('+pin') === true) {
+    const pin = answer.pin;
+    if (typeof pin !== 'string' || !/^\d{4,16}$/.test(pin) || !(await verifyPin(services, row.user_id, pin))) {
+      return { id: row.id, status: await settlePush(services, tenant, row, false, 'wrong_pin') };
+    }
+  }
   const status = await settlePush(services, tenant, row, matches, 'wrong_number');
   return { id: row.id, status };
 }

@@ -219,9 +219,9 @@ describe('countersign authenticator (CLI, end to end)', () => {
       expect(listed.code).toBe(0);
       const requests = JSON.parse(listed.stdout) as Listed[];
       expect(requests).toEqual([
-        { id: challenge.id, account: `default/${USERNAME}`, application: 'VPN', ip: IP, event: null, expires_at: expect.any(String), number_required: true },
+        { id: challenge.id, account: `default/${USERNAME}`, application: 'VPN', ip: IP, event: null, expires_at: expect.any(String), number_required: true, pin_required: false },
       ]);
-      expect(Object.keys(requests[0] ?? {})).toEqual(['id', 'account', 'application', 'ip', 'event', 'expires_at', 'number_required']);
+      expect(Object.keys(requests[0] ?? {})).toEqual(['id', 'account', 'application', 'ip', 'event', 'expires_at', 'number_required', 'pin_required']);
 
       const text = await authenticator('list', '--store', keyFile);
       expect(text.code).toBe(0);

@@ -71,6 +71,7 @@ const DEFAULTS = {
   push_approve_only: false,
   push_limit_per_5_minutes: 3,
   push_limit_since_success: 10,
+  push_pin_mode: false,
 };
 
 describe('tenants', () => {

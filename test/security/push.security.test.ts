@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestApp, type TestApp } from '../support/harness.js';
-import { activateDevice, newKeyPair, type TestDevice } from '../support/device.js';
+import { pushAnswerMessage } from '../../src/core/push-signature.js';
+import { activateDevice, newKeyPair, signText, type TestDevice } from '../support/device.js';
 
 /** Push approval under attack (SECURITY.md PUSH-01..04): number matching, signatures, fatigue, fraud. */
 describe('push approval security', () => {
@@ -154,5 +155,30 @@ describe('push approval security', () => {
     const answers = await Promise.all(Array.from({ length: 50 }, () => device.answer(request.body.id, 'approve', String(request.body.number))));
     expect(answers.filter((a) => a.status === 200 && a.body.status === 'approved')).toHaveLength(1);
     expect((await waiting).body).toMatchObject({ status: 'approved', number: request.body.number });
+  });
+
+  it('PIN mode: approving also needs the user’s PIN; a wrong PIN denies and counts towards the lockout', async () => {
+    const { username, device } = await pushUser();
+    expect((await t.admin('PUT', `/v1/admin/users/${username}/pin?tenant=default`, { pin: '2580' })).status).toBe(204);
+    await t.admin('PATCH', '/v1/admin/settings?tenant=default', { push_pin_mode: true, push_limit_per_5_minutes: 10 });
+    try {
+      const first = await push(username);
+      expect((await device.pending()).body.requests[0]).toMatchObject({ id: first.body.id, number_required: true, pin_required: true });
+      expect((await device.answer(first.body.id, 'approve', String(first.body.number))).body.status).toBe('denied');
+      expect(await status(first.body.id)).toMatchObject({ status: 'denied', reason: 'wrong_pin' });
+      const user = await t.services.db.selectFrom('users').select('failed_count').where('username', '=', username).executeTakeFirstOrThrow();
+      expect(Number(user.failed_count)).toBe(1);
+      const third = await push(username);
+      const timestamp = t.clock.ms();
+      const number = String(third.body.number);
+      const answer = await t.app.inject({
+        method: 'POST',
+        url: `/v1/authenticator/challenges/${third.body.id}/answer`,
+        payload: { device_id: device.id, decision: 'approve', number, pin: '2580', timestamp, signature: signText(device.privateKey, pushAnswerMessage(third.body.id, 'approve', number, timestamp)) },
+      });
+      expect(answer.json()).toMatchObject({ status: 'approved' });
+    } finally {
+      await t.admin('PATCH', '/v1/admin/settings?tenant=default', { push_pin_mode: false, push_limit_per_5_minutes: 3 });
+    }
   });
 });

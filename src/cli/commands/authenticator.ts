@@ -5,6 +5,7 @@ import { CountersignError, ERROR_STATUS, invalidInput, type ErrorCode } from '..
 import { deviceRequestMessage, pushAnswerMessage, type PushDecision } from '../../core/push-signature.js';
 import { Secret } from 'otpauth';
 import { generateOtp, timeStep } from '../../core/otp/generate-otp.js';
+import { readFirstLine } from '../stdin.js';
 import { addAccount, defaultStorePath, findAccountForRequest, load, save, type AuthenticatorAccount } from '../authenticator-store.js';
 import { print } from '../context.js';
 
@@ -27,6 +28,7 @@ interface PendingRequest {
   event: { title: string; detail: string | null } | null;
   expires_at: string;
   number_required: boolean;
+  pin_required: boolean;
 }
 
 /** One line of `authenticator list --json`. */
@@ -38,6 +40,7 @@ interface ListedRequest {
   event: { title: string; detail: string | null } | null;
   expires_at: string;
   number_required: boolean;
+  pin_required: boolean;
 }
 
 const TIMEOUT_MS = 10_000;
@@ -155,7 +158,8 @@ function parsePending(server: string, body: unknown): PendingRequest[] {
     if (typeof id !== 'string' || typeof type !== 'string' || typeof expiresAt !== 'string' || typeof numberRequired !== 'boolean' || application === undefined || ip === undefined || event === undefined) {
       throw unexpected(server, `GET ${PENDING_PATH}`);
     }
-    return { id, type, application, ip, event, expires_at: expiresAt, number_required: numberRequired };
+    // Servers from before PIN mode do not say: no PIN then.
+    return { id, type, application, ip, event, expires_at: expiresAt, number_required: numberRequired, pin_required: item['pin_required'] === true };
   });
 }
 
@@ -177,6 +181,7 @@ function listed(account: AuthenticatorAccount, request: PendingRequest): ListedR
     event: request.event,
     expires_at: request.expires_at,
     number_required: request.number_required,
+    pin_required: request.pin_required,
   };
 }
 
@@ -187,6 +192,7 @@ function describe(request: ListedRequest): string {
     if (request.event.detail !== null && request.event.detail !== '') lines.push(`    ${oneLine(request.event.detail)}`);
   }
   if (request.number_required) lines.push('    asks for the number shown at sign-in: approve with --number N');
+  if (request.pin_required) lines.push('    asks for your PIN: approve reads it from standard input');
   return lines.join('\n');
 }
 
@@ -200,10 +206,13 @@ async function answer(id: string, decision: PushDecision, options: Options & { n
     if (options.number === undefined) throw invalidInput('--number', `request ${id} asks for the number shown at sign-in: approve it with --number N`);
     number = options.number;
   }
+  // PIN mode: the PIN comes from standard input, never from an argument.
+  const pin = decision === 'approve' && request.pin_required ? await readFirstLine() : undefined;
+  if (pin !== undefined && !/^\d{4,16}$/.test(pin)) throw invalidInput('pin', 'give your PIN (4–16 digits) as the first line of standard input');
   const timestamp = Date.now();
   const signature = signWith(privateKeyOf(account), pushAnswerMessage(request.id, decision, number, timestamp));
   const body = await call(account.server, 'POST', `/v1/authenticator/challenges/${encodeURIComponent(request.id)}/answer`, {
-    body: { device_id: account.device_id, decision, number, timestamp, signature },
+    body: { device_id: account.device_id, decision, number, timestamp, signature, ...(pin === undefined ? {} : { pin }) },
   });
   const what = `POST /v1/authenticator/challenges/${request.id}/answer`;
   if (!isRecord(body) || typeof body['id'] !== 'string' || typeof body['status'] !== 'string') throw unexpected(account.server, what);

@@ -4,24 +4,10 @@ import { deleteMethod, listMethods } from '../../flows/methods.js';
 import { clearPin, setPin } from '../../flows/pins.js';
 import { bulkSetStates, importUsers } from '../../flows/user-import.js';
 import { createUser, deleteUser, findUser, listUsers, setUserBlocked, setUserState, unlockUser, viewUser, type UserView } from '../../flows/users.js';
+import { readFirstLine } from '../stdin.js';
 import { addStoreOptions, CLI, print, readInputFile, tenantOf, withServices, type GlobalOptions } from '../context.js';
 
 type Options = GlobalOptions & { json?: boolean; tenant?: string };
-
-/**
- * The first line of standard input (without its line ending): how `user set-pin` takes a PIN, so
- * that it never shows in `ps` or the shell history. Stops reading at the first newline.
- */
-async function readFirstLine(): Promise<string> {
-  const stdin = process.stdin;
-  if (stdin.isTTY) process.stderr.write('PIN (then Enter): ');
-  let text = '';
-  for await (const chunk of stdin) {
-    text += typeof chunk === 'string' ? chunk : (chunk as Buffer).toString('utf8');
-    if (text.includes('\n')) break;
-  }
-  return (text.split('\n')[0] ?? '').replace(/\r$/, '');
-}
 
 function describe(user: UserView): string {
   const phones = user.phones.map((p) => `${p.type} ${p.number}`).join(', ');

@@ -52,6 +52,7 @@ const Settings = Type.Object({
   push_approve_only: Type.Boolean(),
   push_limit_per_5_minutes: Type.Integer(),
   push_limit_since_success: Type.Integer(),
+  push_pin_mode: Type.Boolean(),
 });
 
 export const adminTenantRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {

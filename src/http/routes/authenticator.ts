@@ -52,6 +52,7 @@ export const authenticatorRoutes: FastifyPluginAsyncTypebox<{ services: Services
     event: Nullable(Type.Object({ title: Type.String(), detail: Nullable(Type.String()) })),
     expires_at: Type.String(),
     number_required: Type.Boolean(),
+    pin_required: Type.Boolean(),
   });
   app.get(
     '/v1/authenticator/pending',
@@ -109,6 +110,7 @@ export const authenticatorRoutes: FastifyPluginAsyncTypebox<{ services: Services
             device_id: Type.String({ maxLength: 64 }),
             decision: Type.String({ maxLength: 16 }),
             number: Type.Optional(Type.String({ maxLength: 8 })),
+            pin: Type.Optional(Type.String({ maxLength: 16 })),
             timestamp: Type.Integer(),
             signature: Type.String({ maxLength: 200 }),
           },
