@@ -69,7 +69,8 @@ export async function startActivation(
     .values({ id: randomUUID(), tenant_id: tenant.id, user_id: user.id, code_hash: sha256(code), expires_at: now + ACTIVATION_TTL_MS, used_at: null, with_totp: options.withTotp === true ? 1 : 0, created_at: now })
     .execute();
   await services.audit({ tenantId: tenant.id, actor: actorOf(principal), action: 'push.activation_started', target: user.id });
-  return { activation_url: `${serverBase(services)}/authenticator?activate=${code}`, activation_code: code, expires_at: new Date(now + ACTIVATION_TTL_MS).toISOString() };
+  return { // In the fragment: browsers never send it, so the code is in no request line or access log.
+    activation_url: `${serverBase(services)}/authenticator#activate=${code}`, activation_code: code, expires_at: new Date(now + ACTIVATION_TTL_MS).toISOString() };
 }
 
 function parsePublicKey(value: unknown): KeyObject {
@@ -233,8 +234,9 @@ async function loadDevice(services: Services, deviceId: unknown): Promise<Device
 
 /** `Authorization: Device <id>.<timestamp>.<signature>` over the request: the device, or 401. */
 export async function authenticateDevice(services: Services, header: string | undefined, method: string, path: string): Promise<Device> {
-  const [id, stamp, signature] = (header?.replace(/^Device\s+/i, '') ?? '').split('.');
-  const timestamp = Number(stamp);
+  const parts = (header?.replace(/^Device\s+/i, '') ?? '').split('.');
+  const [id, stamp, signature] = parts;
+  const timestamp = parts.length === 3 && /^\d{1,16}$/.test(stamp ?? '') ? Number(stamp) : NaN;
   const device = await loadDevice(services, id);
   if (device === undefined || !fresh(services, timestamp) || !signatureValid(device, deviceRequestMessage(device.id, method, path, timestamp), signature)) {
     throw new CountersignError('UNAUTHORIZED', 'authorization: send "Authorization: Device <device id>.<timestamp>.<signature>" signed by an activated authenticator, within 60 s of now');
@@ -309,7 +311,9 @@ export async function answerPush(services: Services, challengeId: string, answer
   const current = await services.db.selectFrom('challenges').select('status').where('id', '=', row.id).executeTakeFirstOrThrow();
   if (!isOpen(current.status)) throw new CountersignError('CONFLICT', `the request is ${current.status}, no longer pending`);
   if (decision === 'fraud') {
-    await reportFraud(services, tenant, row, 'push');
+    // Fraud reports follow the tenant's fraud alert setting: off, the answer is a plain denial.
+    if (!tenantSettings(tenant).fraud_alert_enabled) return { id: row.id, status: await settlePush(services, tenant, row, false, 'denied_by_user') };
+    if (!(await reportFraud(services, tenant, row, 'push'))) throw new CountersignError('CONFLICT', 'the request was decided by another answer');
     return { id: row.id, status: 'fraud' };
   }
   if (decision === 'deny') {

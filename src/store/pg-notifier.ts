@@ -43,7 +43,7 @@ export function createPgNotifier(url: string, notify: (channel: string, payload:
 
   function listen(): Promise<void> {
     connecting ??= (async () => {
-      const client = new pg.Client({ connectionString: url });
+      const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 5000 });
       client.on('notification', (message) => {
         if (message.channel === CHANNEL && message.payload !== undefined) emitter.emit(message.payload);
       });
@@ -57,6 +57,10 @@ export function createPgNotifier(url: string, notify: (channel: string, payload:
       client.on('end', () => reopen());
       await client.connect();
       await client.query(`LISTEN ${CHANNEL}`);
+      if (closed) {
+        await client.end();
+        return;
+      }
       listener = client;
     })().catch((error: unknown) => {
       connecting = undefined;
@@ -70,11 +74,10 @@ export function createPgNotifier(url: string, notify: (channel: string, payload:
       emitter.emit(key);
       void notify(CHANNEL, key).catch(onError);
     },
-    async wait(key, timeoutMs, signal) {
-      if (!closed && listener === undefined) {
-        // Waiting without the listener only loses the other processes' wake-ups: the caller re-reads.
-        await listen().catch(onError);
-      }
+    wait(key, timeoutMs, signal) {
+      // The listener connects in the background: a wait never takes longer than its timeout, and
+      // without the listener only the other processes' wake-ups are lost (the caller re-reads).
+      if (!closed && listener === undefined) void listen().catch(onError);
       return waitOn(emitter, key, timeoutMs, signal);
     },
     async close() {

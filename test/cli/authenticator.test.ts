@@ -160,7 +160,7 @@ describe('countersign authenticator (CLI, end to end)', () => {
       const link = await admin('push', 'activate', '--tenant', 'default', USERNAME, '--url', base, '--json');
       expect(link.code).toBe(0);
       const { activation_url: url } = JSON.parse(link.stdout) as { activation_url: string; expires_at: string };
-      expect(url).toMatch(new RegExp(`^${base.replace(/\./g, '\\.')}/authenticator\\?activate=[A-Za-z0-9_-]{22,}$`));
+      expect(url).toMatch(new RegExp(`^${base.replace(/\./g, '\\.')}/authenticator#activate=[A-Za-z0-9_-]{22,}$`));
 
       // A URL without its code is refused before anything is sent.
       oneLineError(await authenticator('activate', `${base}/authenticator`, '--store', keyFile));

@@ -59,7 +59,7 @@ describe.skipIf(TEST_PG_URL === undefined)('several server processes over one Po
     const activated = await fetch(`${a.base}/v1/authenticator/activate`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ code: new URL(link).searchParams.get('activate'), public_key: publicKey, name: 'phone' }),
+      body: JSON.stringify({ code: new URL(link).hash.replace('#activate=', ''), public_key: publicKey, name: 'phone' }),
     });
     const deviceId = ((await activated.json()) as { device_id: string }).device_id;
 

@@ -46,7 +46,7 @@ describe('push delivery through a configured service (FCM)', () => {
 
   const activate = async (username: string, body: Record<string, unknown>) => {
     const started = await t.admin('POST', `/v1/admin/users/${username}/push/activation?tenant=default`);
-    const code = new URL(started.body.activation_url).searchParams.get('activate');
+    const code = new URL(started.body.activation_url).hash.replace('#activate=', '');
     return t.app.inject({ method: 'POST', url: '/v1/authenticator/activate', payload: { code, public_key: newKeyPair().publicKey, name: 'Android', ...body } });
   };
   const until = async (check: () => boolean | Promise<boolean>) => {

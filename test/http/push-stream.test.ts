@@ -54,6 +54,18 @@ describe('authenticator live stream (Server-Sent Events)', () => {
     let ids: string[] = [];
     while (!ids.includes(second.body.id)) ids = (await nextEvent()).requests.map((r) => r.id);
     expect(ids.sort()).toEqual([created.body.id, second.body.id].sort());
+    // A removed authenticator's open stream ends: it receives nothing more.
+    expect((await t.admin('DELETE', `/v1/admin/users/stream@contoso.com/push/devices/${device.id}?tenant=default`)).status).toBe(204);
+    await t.api('POST', '/v1/challenges', { username: 'stream@contoso.com', method: 'push' }).catch(() => undefined);
+    let ended = false;
+    for (;;) {
+      const { done } = await reader.read();
+      if (done) {
+        ended = true;
+        break;
+      }
+    }
+    expect(ended).toBe(true);
     abort.abort();
     // A stream without a valid device signature is refused before it starts.
     expect((await fetch(`${base}/v1/authenticator/stream`, { headers: { authorization: `Device ${device.id}.${timestamp}.${'A'.repeat(86)}`, connection: 'close' } })).status).toBe(401);

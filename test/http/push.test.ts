@@ -18,8 +18,8 @@ describe('push activation and devices', () => {
     expect((await t.admin('POST', '/v1/admin/users?tenant=default', { username: 'carry@contoso.com', mfa_state: 'enabled' })).status).toBe(201);
     const started = await t.admin('POST', '/v1/admin/users/carry@contoso.com/push/activation?tenant=default', { with_totp: true });
     expect(started.status).toBe(201);
-    expect(started.body.activation_url).toMatch(/^http:\/\/localhost:8080\/authenticator\?activate=[A-Za-z0-9_-]{22}$/);
-    const code = new URL(started.body.activation_url).searchParams.get('activate');
+    expect(started.body.activation_url).toMatch(/^http:\/\/localhost:8080\/authenticator#activate=[A-Za-z0-9_-]{22}$/);
+    const code = new URL(started.body.activation_url).hash.replace('#activate=', '');
     const activated = await t.app.inject({ method: 'POST', url: '/v1/authenticator/activate', payload: { code, public_key: newKeyPair().publicKey, name: 'Pixel' } });
     expect(activated.statusCode).toBe(201);
     const body = activated.json();

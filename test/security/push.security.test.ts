@@ -103,7 +103,7 @@ describe('push approval security', () => {
   it('PUSH-03: an activation code works once, for 10 minutes', async () => {
     expect((await t.admin('POST', '/v1/admin/users?tenant=default', { username: 'once@contoso.com', mfa_state: 'enforced' })).status).toBe(201);
     const started = await t.admin('POST', '/v1/admin/users/once@contoso.com/push/activation?tenant=default');
-    const code = new URL(started.body.activation_url).searchParams.get('activate') ?? '';
+    const code = new URL(started.body.activation_url).hash.replace('#activate=', '') ?? '';
     expect(Buffer.from(code, 'base64url').length * 8).toBeGreaterThanOrEqual(112);
     const activate = () => t.app.inject({ method: 'POST', url: '/v1/authenticator/activate', payload: { code, public_key: newKeyPair().publicKey, name: 'phone' } });
     expect((await activate()).statusCode).toBe(201);
@@ -111,13 +111,17 @@ describe('push approval security', () => {
     const late = await t.admin('POST', '/v1/admin/users/once@contoso.com/push/activation?tenant=default');
     t.clock.advance(10 * 60_000 + 1000);
     try {
-      const lateCode = new URL(late.body.activation_url).searchParams.get('activate') ?? '';
+      const lateCode = new URL(late.body.activation_url).hash.replace('#activate=', '') ?? '';
       expect((await t.app.inject({ method: 'POST', url: '/v1/authenticator/activate', payload: { code: lateCode, public_key: newKeyPair().publicKey, name: 'phone' } })).statusCode).toBe(404);
     } finally {
       t.clock.advance(-(10 * 60_000 + 1000));
     }
     const stored = JSON.stringify(await t.services.db.selectFrom('push_activations').selectAll().execute());
     expect(stored).not.toContain(code);
+    // LOG-01: the code travels in the link's fragment, which browsers never send, and is never logged.
+    expect(started.body.activation_url).toContain('/authenticator#activate=');
+    expect((await t.app.inject({ method: 'GET', url: '/authenticator' })).statusCode).toBe(200);
+    expect(t.logs.join('\n')).not.toContain(code);
     const badKey = await t.app.inject({ method: 'POST', url: '/v1/authenticator/activate', payload: { code: 'x'.repeat(22), public_key: 'not a key', name: 'phone' } });
     expect(badKey.json().error.message).toMatch(/^public_key: /);
   });

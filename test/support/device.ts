@@ -24,7 +24,7 @@ export function signText(key: KeyObject, message: string): string {
 export async function activateDevice(t: TestApp, username: string, tenant = 'default'): Promise<TestDevice> {
   const started = await t.admin('POST', `/v1/admin/users/${username}/push/activation?tenant=${tenant}`);
   if (started.status !== 201) throw new Error(`activation: ${JSON.stringify(started.body)}`);
-  const code = new URL(started.body.activation_url).searchParams.get('activate') ?? '';
+  const code = new URL(started.body.activation_url).hash.replace('#activate=', '') ?? '';
   const { privateKey, publicKey } = newKeyPair();
   const activated = await t.app.inject({ method: 'POST', url: '/v1/authenticator/activate', payload: { code, public_key: publicKey, name: 'test phone' } });
   if (activated.statusCode !== 201) throw new Error(`activate: ${activated.body}`);

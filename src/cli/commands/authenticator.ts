@@ -62,17 +62,17 @@ function stringOrNull(value: unknown): string | null | undefined {
   return value === null ? null : typeof value === 'string' ? value : undefined;
 }
 
-/** The server's base URL and the activation code, from `<base>/authenticator?activate=<code>`. */
+/** The server's base URL and the activation code, from `<base>/authenticator#activate=<code>` (or `?activate=`). */
 export function parseActivationUrl(raw: string): { server: string; code: string } {
   let url: URL;
   try {
     url = new URL(raw);
   } catch {
-    throw invalidInput('URL', 'is not a URL (expected https://…/authenticator?activate=CODE)');
+    throw invalidInput('URL', 'is not a URL (expected https://…/authenticator#activate=CODE)');
   }
   if (url.protocol !== 'https:' && url.protocol !== 'http:') throw invalidInput('URL', 'must be an http or https URL');
-  const code = url.searchParams.get('activate');
-  if (code === null || code === '') throw invalidInput('URL', 'has no ?activate= code (expected https://…/authenticator?activate=CODE)');
+  const code = new URLSearchParams(url.hash.replace(/^#/, '')).get('activate') ?? url.searchParams.get('activate');
+  if (code === null || code === '') throw invalidInput('URL', 'has no #activate= code (expected https://…/authenticator#activate=CODE)');
   if (!/^[A-Za-z0-9_-]+$/.test(code)) throw invalidInput('URL', 'the activate code is not base64url');
   const path = url.pathname.replace(/\/+$/, '').replace(/\/authenticator$/, '');
   return { server: `${url.origin}${path}`, code };
@@ -235,7 +235,7 @@ export function registerAuthenticatorCommands(program: Command): void {
   common(
     authenticator
       .command('activate <url>')
-      .description('activate this machine as a push device with an activation URL (https://…/authenticator?activate=CODE)')
+      .description('activate this machine as a push device with an activation URL (https://…/authenticator#activate=CODE)')
       .option('--name <name>', 'a name for this device (default "<hostname> (CLI)")'),
   ).action(async (raw: string, options: Options & { name?: string }) => {
     const { server, code } = parseActivationUrl(raw);

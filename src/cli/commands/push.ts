@@ -28,7 +28,7 @@ export function registerPushCommands(program: Command): void {
       const tenant = await tenantOf(services, options.tenant);
       const user = await findUser(services.db, tenant.id, username);
       const started = await startActivation(services, CLI, tenant, user, { withTotp: options.withTotp === true });
-      const url = options.url === undefined ? started.activation_url : started.activation_url.replace(/^.*(?=\/authenticator\?activate=)/, options.url.replace(/\/+$/, ''));
+      const url = options.url === undefined ? started.activation_url : started.activation_url.replace(/^.*(?=\/authenticator#activate=)/, options.url.replace(/\/+$/, ''));
       const qr = options.json === true ? '' : await QRCode.toString(url, { type: 'terminal', small: true });
       print(options.json, { activation_url: url, expires_at: started.expires_at }, () => `${qr}\nactivation link for ${user.username} (single use, until ${started.expires_at}):\n${url}\n\nscan it with the authenticator, or run: countersign authenticator activate "${url}"`);
     }),

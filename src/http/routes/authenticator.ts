@@ -13,7 +13,15 @@ import { ErrorBody, IdParams, Nullable } from '../schemas.js';
 const tags = ['Authenticator'];
 const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody };
 
+/** How long one live stream lasts before the authenticator must sign a new request. */
+const STREAM_LIFETIME_MS = 10 * 60_000;
+
 export const authenticatorRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {
+  // Open live streams end when the server closes, so a graceful shutdown does not wait for clients.
+  const streams = new Set<AbortController>();
+  app.addHook('preClose', async () => {
+    for (const stream of streams) stream.abort();
+  });
   app.post(
     '/v1/authenticator/activate',
     {
@@ -81,18 +89,26 @@ export const authenticatorRoutes: FastifyPluginAsyncTypebox<{ services: Services
       const raw = reply.raw;
       raw.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-store', connection: 'keep-alive', 'x-accel-buffering': 'no' });
       const closed = new AbortController();
+      streams.add(closed);
       // The response's close: the client went away (the request's own close comes as soon as its body is read).
       raw.once('close', () => closed.abort());
       request.raw.socket.once('close', () => closed.abort());
+      // A stream lasts at most STREAM_LIFETIME_MS; the authenticator then signs a new request.
+      const ends = setTimeout(() => closed.abort(), STREAM_LIFETIME_MS);
       try {
         while (!closed.signal.aborted) {
-          const requests = await pendingForDevice(services, device);
+          // The device is read again each round: a removed authenticator stops receiving at once.
+          const current = await services.db.selectFrom('push_devices').select(['id', 'tenant_id', 'user_id', 'public_key']).where('id', '=', device.id).where('user_id', '=', device.user_id).executeTakeFirst();
+          if (current === undefined) break;
+          const requests = await pendingForDevice(services, current);
           raw.write(`event: pending\ndata: ${JSON.stringify({ requests })}\n\n`);
           await services.notifier.wait(pushTopic(device.user_id), 5000, closed.signal);
         }
       } catch (error) {
         request.log.warn({ err: error }, 'an authenticator stream ended on an error');
       } finally {
+        clearTimeout(ends);
+        streams.delete(closed);
         raw.end();
       }
     },
