@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import pino, { type Logger } from 'pino';
+import { openGeoLocator } from './channels/geoip.js';
 import { createPushChannels } from './channels/push/push-channels.js';
 import { createTelephonyChannels } from './channels/telephony-channels.js';
 import type { Config } from './config.js';
@@ -41,6 +42,8 @@ export function createLogger(config: Pick<Config, 'logLevel'>, destination?: Nod
 export async function createServices(config: Config, options: AppOptions = {}): Promise<Services> {
   const clock = options.clock ?? (() => new Date());
   const log = options.logger ?? createLogger(config);
+  // A configured GeoIP database that cannot be read stops the start before the store is opened.
+  const geo = await openGeoLocator(config.geoip.database, log);
   // The store first: whether a missing keys.json may be generated depends on what the store
   // holds, and the keyring must be the one the store was first started with (openKeyring).
   const store = await openStore({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });
@@ -69,6 +72,7 @@ export async function createServices(config: Config, options: AppOptions = {}): 
       keyring,
       secrets,
       channels: { ...createTelephonyChannels(config, db, secrets, clock), push: pushChannels },
+      geo,
       clock,
       random: options.random ?? randomBytes,
       log,

@@ -28,6 +28,13 @@ export interface Config {
   readonly telephony: TelephonyConfig;
   /** How authenticators are told of a push when they are not streaming: Web Push, FCM, APNs (each optional). */
   readonly push: PushConfig;
+  /** Where IP addresses are placed on the map for push requests (a MaxMind DB file); unset = no locations. */
+  readonly geoip: GeoIpConfig;
+}
+
+export interface GeoIpConfig {
+  /** Absolute path of a MaxMind DB (.mmdb) file: GeoLite2 / GeoIP2 City or Country, DB-IP IP to City Lite. */
+  readonly database: string | undefined;
 }
 
 export interface PushConfig {
@@ -100,6 +107,11 @@ const PUSH_ENV: Record<string, string> = {
   COUNTERSIGN_APNS_HOST: 'apns.host',
 };
 
+/** GeoIP settings from the environment: `geoip.<path>` in the file. */
+const GEOIP_ENV: Record<string, string> = {
+  COUNTERSIGN_GEOIP_DATABASE: 'database',
+};
+
 /** Telephony settings from the environment: `telephony.<path>` in the file. */
 const TELEPHONY_ENV: Record<string, string> = {
   COUNTERSIGN_TELEPHONY_PROVIDER: 'provider',
@@ -129,6 +141,7 @@ const FILE_KEYS: Record<string, keyof Config> = {
   public_url: 'publicUrl',
   telephony: 'telephony',
   push: 'push',
+  geoip: 'geoip',
 };
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -169,6 +182,10 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     const value = env[name];
     if (value !== undefined && value !== '') merged['push'] = setPath(isRecord(merged['push']) ? { ...merged['push'] } : {}, path.split('.'), value);
   }
+  for (const [name, path] of Object.entries(GEOIP_ENV)) {
+    const value = env[name];
+    if (value !== undefined && value !== '') merged['geoip'] = setPath(isRecord(merged['geoip']) ? { ...merged['geoip'] } : {}, path.split('.'), value);
+  }
   for (const [key, value] of Object.entries(options.overrides ?? {})) {
     if (value !== undefined) merged[key] = value;
   }
@@ -186,6 +203,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     publicUrl: readUrl(merged['publicUrl'], 'public_url', problems)?.replace(/\/+$/, ''),
     telephony: readTelephony(merged['telephony'], problems),
     push: readPush(merged['push'], problems),
+    geoip: readGeoip(merged['geoip'], cwd, problems),
   };
   if (config.keys !== undefined && config.auditKey === undefined) {
     problems.push('audit_key: required when keys come from configuration (COUNTERSIGN_AUDIT_KEY, 32 bytes base64)');
@@ -440,4 +458,26 @@ function readPush(value: unknown, problems: string[]): PushConfig {
         ? undefined
         : { teamId: apns['team_id'] ?? '', keyId: apns['key_id'] ?? '', privateKey: apns['private_key'] ?? '', topic: apns['topic'] ?? '', ...(apns['host'] === undefined ? {} : { host: apns['host'] }) },
   });
+}
+
+/** `geoip.database`: the path of a MaxMind DB file, relative to the working directory; opened at start (channels/geoip.ts). */
+function readGeoip(value: unknown, cwd: string, problems: string[]): GeoIpConfig {
+  const none: GeoIpConfig = { database: undefined };
+  if (value === undefined) return Object.freeze(none);
+  if (!isRecord(value)) {
+    problems.push('geoip: must be a mapping (database)');
+    return none;
+  }
+  for (const key of Object.keys(value)) if (key !== 'database') problems.push(`geoip: unknown setting "${key}"`);
+  const database = readText(value, 'database', 'geoip.database (COUNTERSIGN_GEOIP_DATABASE)', problems, false);
+  if (database === undefined) return Object.freeze(none);
+  if (database.trim() === '' || database.includes('\0')) {
+    problems.push('geoip.database (COUNTERSIGN_GEOIP_DATABASE): must be the path of a MaxMind DB (.mmdb) file');
+    return none;
+  }
+  if (/\.(gz|tgz|zip)$/i.test(database)) {
+    problems.push(`geoip.database (COUNTERSIGN_GEOIP_DATABASE): ${database} is an archive: unpack it and point to the .mmdb file inside`);
+    return none;
+  }
+  return Object.freeze({ database: resolve(cwd, database) });
 }

@@ -9,6 +9,7 @@ import type { Database } from './store/schema.js';
 import type { SecretBox } from './store/secret-box.js';
 import type { ChallengeNotifier } from './flows/challenge-notifier.js';
 import type { PushChannels } from './channels/push/push-channels.js';
+import type { GeoLocator } from './channels/geoip.js';
 import type { SmsChannel, VoiceChannel } from './channels/types.js';
 
 /**
@@ -28,6 +29,8 @@ export interface Services {
   readonly notifier: ChallengeNotifier;
   /** Where texts and calls go: the local outbox by default, or the configured provider. */
   readonly channels: { readonly sms: SmsChannel; readonly voice: VoiceChannel | undefined; readonly push: PushChannels };
+  /** Locations of IP addresses for push requests, from the GeoIP database (`geoip.database`); null everywhere without one. */
+  readonly geo: GeoLocator;
   /** Short write transactions committed together with their audit records (group commit). */
   readonly writes: GroupCommit;
   audit(entry: AuditEntry): Promise<void>;

@@ -1,3 +1,6 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../src/config.js';
 
@@ -9,6 +12,7 @@ describe('configuration of providers', () => {
     const config = load({});
     expect(config.telephony).toEqual({ provider: 'outbox', twilio: undefined, http: undefined });
     expect(config.push).toEqual({ webPush: undefined, fcm: undefined, apns: undefined });
+    expect(config.geoip).toEqual({ database: undefined });
     expect(config.publicUrl).toBeUndefined();
   });
 
@@ -44,5 +48,28 @@ describe('configuration of providers', () => {
     const config = load({ COUNTERSIGN_FCM_PROJECT_ID: 'demo', COUNTERSIGN_FCM_CLIENT_EMAIL: 'svc@demo', COUNTERSIGN_FCM_PRIVATE_KEY: '-----BEGIN PRIVATE KEY-----\\nabc\\n-----END PRIVATE KEY-----' });
     expect(config.push.fcm?.privateKey).toBe('-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----');
     expect(() => load({ COUNTERSIGN_APNS_TEAM_ID: 'T' })).toThrow(/push.apns.key_id: required[\s\S]*push.apns.private_key: required[\s\S]*push.apns.topic: required/);
+  });
+
+  it('a GeoIP database: geoip.database or COUNTERSIGN_GEOIP_DATABASE, resolved against the working directory; bad values are named', () => {
+    expect(loadConfig({ env: { COUNTERSIGN_GEOIP_DATABASE: 'geo/GeoLite2-City.mmdb' }, cwd: '/srv/countersign' }).geoip).toEqual({ database: '/srv/countersign/geo/GeoLite2-City.mmdb' });
+    expect(load({}, { geoip: { database: '/var/lib/GeoIP/dbip-city-lite.mmdb' } }).geoip.database).toBe('/var/lib/GeoIP/dbip-city-lite.mmdb');
+    expect(load({}, { geoip: {} }).geoip.database).toBeUndefined();
+    expect(() => load({}, { geoip: '/a.mmdb' })).toThrow(/geoip: must be a mapping \(database\)/);
+    expect(() => load({}, { geoip: { database: 42 } })).toThrow(/geoip.database \(COUNTERSIGN_GEOIP_DATABASE\): must be a string/);
+    expect(() => load({}, { geoip: { databse: '/a.mmdb' } })).toThrow(/geoip: unknown setting "databse"/);
+    expect(() => load({ COUNTERSIGN_GEOIP_DATABASE: '/downloads/GeoLite2-City_20260101.tar.gz' })).toThrow(
+      /geoip.database \(COUNTERSIGN_GEOIP_DATABASE\): \/downloads\/GeoLite2-City_20260101.tar.gz is an archive: unpack it/,
+    );
+  });
+
+  it('geoip in a YAML file; the environment wins over the file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'countersign-config-'));
+    try {
+      writeFileSync(join(dir, 'countersign.yaml'), 'geoip:\n  database: ./GeoLite2-Country.mmdb\n');
+      expect(loadConfig({ env: {}, cwd: dir }).geoip.database).toBe(join(dir, 'GeoLite2-Country.mmdb'));
+      expect(loadConfig({ env: { COUNTERSIGN_GEOIP_DATABASE: '/var/lib/GeoIP/GeoLite2-City.mmdb' }, cwd: dir }).geoip.database).toBe('/var/lib/GeoIP/GeoLite2-City.mmdb');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

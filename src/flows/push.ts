@@ -250,6 +250,8 @@ export interface PendingRequest {
   type: 'push';
   application: string | null;
   ip: string | null;
+  /** Where the IP address is ("Berlin, Germany"), from the GeoIP database; null without one or for an unknown address. */
+  location: string | null;
   event: { title: string; detail: string | null } | null;
   expires_at: string;
   number_required: boolean;
@@ -274,6 +276,7 @@ export async function pendingForDevice(services: Services, device: Device): Prom
     type: 'push',
     application: r.app,
     ip: r.ip,
+    location: services.geo.locate(r.ip),
     event: r.event_title === null ? null : { title: r.event_title, detail: r.event_detail },
     expires_at: new Date(Number(r.expires_at)).toISOString(),
     number_required: r.number !== null,

@@ -1,5 +1,5 @@
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { load, save } from '../../src/cli/authenticator-store.js';
 import { makeStoreLocation, type TestStoreLocation } from '../support/harness.js';
+import { cityRecord, writeMmdb } from '../support/mmdb.js';
 
 /**
  * `countersign authenticator …` end to end, as a user runs it: a real `countersign serve` on a
@@ -19,6 +20,8 @@ const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SLOW = 120_000;
 const USERNAME = 'alice@example.com';
 const IP = '203.0.113.9';
+/** Where the server's GeoIP database (written in beforeAll) places IP. */
+const LOCATION = 'Lyon, France';
 
 interface CliResult {
   code: number;
@@ -31,6 +34,7 @@ interface Listed {
   account: string;
   application: string | null;
   ip: string | null;
+  location: string | null;
   event: { title: string; detail: string | null } | null;
   expires_at: string;
   number_required: boolean;
@@ -39,6 +43,7 @@ interface Listed {
 let location: TestStoreLocation;
 let work: string;
 let keyFile: string;
+let geoDatabase: string | undefined;
 let server: ChildProcess | undefined;
 let base = '';
 let apiKey = '';
@@ -50,6 +55,7 @@ function childEnv(): NodeJS.ProcessEnv {
   for (const name of Object.keys(env)) if (name.startsWith('COUNTERSIGN_')) delete env[name];
   env['COUNTERSIGN_LOG_LEVEL'] = 'warn';
   if (location.databaseUrl !== undefined) env['COUNTERSIGN_DATABASE_URL'] = location.databaseUrl;
+  if (geoDatabase !== undefined) env['COUNTERSIGN_GEOIP_DATABASE'] = geoDatabase;
   return env;
 }
 
@@ -134,6 +140,8 @@ beforeAll(async () => {
   location = await makeStoreLocation();
   work = mkdtempSync(join(tmpdir(), 'countersign-authenticator-e2e-'));
   keyFile = join(work, 'config', 'auth.json');
+  geoDatabase = join(work, 'GeoLite2-City.mmdb');
+  writeFileSync(geoDatabase, writeMmdb([{ network: '203.0.113.0/24', record: cityRecord('Lyon', { iso: 'FR', name: 'France' }) }]));
   const port = await freePort();
   base = `http://127.0.0.1:${port}`;
   server = await serve(port);
@@ -207,7 +215,7 @@ describe('countersign authenticator (CLI, end to end)', () => {
   );
 
   it(
-    'lists a push with its application and IP; approve needs --number, and a wrong one denies the request',
+    'lists a push with its application, IP and location; approve needs --number, and a wrong one denies the request',
     async () => {
       const app = await admin('app', 'create', '--tenant', 'default', 'test', '--json');
       expect(app.code).toBe(0);
@@ -219,13 +227,13 @@ describe('countersign authenticator (CLI, end to end)', () => {
       expect(listed.code).toBe(0);
       const requests = JSON.parse(listed.stdout) as Listed[];
       expect(requests).toEqual([
-        { id: challenge.id, account: `default/${USERNAME}`, application: 'VPN', ip: IP, event: null, expires_at: expect.any(String), number_required: true, pin_required: false },
+        { id: challenge.id, account: `default/${USERNAME}`, application: 'VPN', ip: IP, location: LOCATION, event: null, expires_at: expect.any(String), number_required: true, pin_required: false },
       ]);
-      expect(Object.keys(requests[0] ?? {})).toEqual(['id', 'account', 'application', 'ip', 'event', 'expires_at', 'number_required', 'pin_required']);
+      expect(Object.keys(requests[0] ?? {})).toEqual(['id', 'account', 'application', 'ip', 'location', 'event', 'expires_at', 'number_required', 'pin_required']);
 
       const text = await authenticator('list', '--store', keyFile);
       expect(text.code).toBe(0);
-      expect(text.stdout.split('\n')[0]).toBe(`${challenge.id}  default/${USERNAME}  VPN  ${IP}`);
+      expect(text.stdout.split('\n')[0]).toBe(`${challenge.id}  default/${USERNAME}  VPN  ${IP}  ${LOCATION}`);
 
       const missing = await authenticator('approve', challenge.id, '--store', keyFile);
       oneLineError(missing);
@@ -252,7 +260,7 @@ describe('countersign authenticator (CLI, end to end)', () => {
       const text = await authenticator('list', '--store', keyFile);
       expect(text.code).toBe(0);
       const block = text.stdout.slice(text.stdout.indexOf(challenge.id)).split('\n');
-      expect(block.slice(0, 3)).toEqual([`${challenge.id}  default/${USERNAME}  VPN  ${IP}`, '    Sign in to VPN', '    from a new laptop']);
+      expect(block.slice(0, 3)).toEqual([`${challenge.id}  default/${USERNAME}  VPN  ${IP}  ${LOCATION}`, '    Sign in to VPN', '    from a new laptop']);
 
       const approved = await authenticator('approve', challenge.id, '--number', challenge.number, '--store', keyFile, '--json');
       expect(approved.stderr).toBe('');

@@ -25,6 +25,8 @@ interface PendingRequest {
   type: string;
   application: string | null;
   ip: string | null;
+  /** Where the IP address is, when the server has a GeoIP database ("Berlin, Germany"). */
+  location: string | null;
   event: { title: string; detail: string | null } | null;
   expires_at: string;
   number_required: boolean;
@@ -37,6 +39,8 @@ interface ListedRequest {
   account: string;
   application: string | null;
   ip: string | null;
+  /** Where the IP address is, when the server has a GeoIP database ("Berlin, Germany"). */
+  location: string | null;
   event: { title: string; detail: string | null } | null;
   expires_at: string;
   number_required: boolean;
@@ -147,6 +151,8 @@ function parsePending(server: string, body: unknown): PendingRequest[] {
     if (!isRecord(item)) throw unexpected(server, `GET ${PENDING_PATH}`);
     const application = stringOrNull(item['application']);
     const ip = stringOrNull(item['ip']);
+    // Servers from before locations do not send one: no location then.
+    const location = stringOrNull(item['location'] ?? null);
     const rawEvent = item['event'];
     let event: PendingRequest['event'] | undefined;
     if (rawEvent === null) event = null;
@@ -155,11 +161,11 @@ function parsePending(server: string, body: unknown): PendingRequest[] {
       if (detail !== undefined) event = { title: rawEvent['title'], detail };
     }
     const { id, type, expires_at: expiresAt, number_required: numberRequired } = item;
-    if (typeof id !== 'string' || typeof type !== 'string' || typeof expiresAt !== 'string' || typeof numberRequired !== 'boolean' || application === undefined || ip === undefined || event === undefined) {
+    if (typeof id !== 'string' || typeof type !== 'string' || typeof expiresAt !== 'string' || typeof numberRequired !== 'boolean' || application === undefined || ip === undefined || location === undefined || event === undefined) {
       throw unexpected(server, `GET ${PENDING_PATH}`);
     }
     // Servers from before PIN mode do not say: no PIN then.
-    return { id, type, application, ip, event, expires_at: expiresAt, number_required: numberRequired, pin_required: item['pin_required'] === true };
+    return { id, type, application, ip, location, event, expires_at: expiresAt, number_required: numberRequired, pin_required: item['pin_required'] === true };
   });
 }
 
@@ -178,6 +184,7 @@ function listed(account: AuthenticatorAccount, request: PendingRequest): ListedR
     account: `${account.tenant}/${account.username}`,
     application: request.application,
     ip: request.ip,
+    location: request.location,
     event: request.event,
     expires_at: request.expires_at,
     number_required: request.number_required,
@@ -186,7 +193,7 @@ function listed(account: AuthenticatorAccount, request: PendingRequest): ListedR
 }
 
 function describe(request: ListedRequest): string {
-  const lines = [`${request.id}  ${request.account}  ${request.application ?? '-'}  ${request.ip ?? '-'}`];
+  const lines = [`${request.id}  ${request.account}  ${request.application ?? '-'}  ${request.ip ?? '-'}${request.location === null ? '' : `  ${oneLine(request.location)}`}`];
   if (request.event !== null) {
     lines.push(`    ${oneLine(request.event.title)}`);
     if (request.event.detail !== null && request.event.detail !== '') lines.push(`    ${oneLine(request.event.detail)}`);
