@@ -14,6 +14,7 @@ import { adminTokenRoutes } from './routes/admin-tokens.js';
 import { adminUserRoutes } from './routes/admin-users.js';
 import { authApiRoutes } from './routes/auth-api.js';
 import { authenticatorRoutes } from './routes/authenticator.js';
+import { authenticatorAppRoutes } from './routes/authenticator-app.js';
 import { healthRoutes } from './routes/health.js';
 import { telephonyWebhookRoutes } from './routes/telephony-webhooks.js';
 
@@ -57,6 +58,7 @@ export async function buildServer(services: Services): Promise<FastifyInstance> 
   await app.register(adminGreetingRoutes, { services });
   await app.register(adminPushRoutes, { services });
   await app.register(authenticatorRoutes, { services });
+  await app.register(authenticatorAppRoutes);
   await app.register(telephonyWebhookRoutes, { services });
   app.get('/', { schema: { hide: true } }, (_request, reply) => reply.redirect('/docs'));
   return app;

@@ -120,7 +120,8 @@ describe('push approval security', () => {
     expect(stored).not.toContain(code);
     // LOG-01: the code travels in the link's fragment, which browsers never send, and is never logged.
     expect(started.body.activation_url).toContain('/authenticator#activate=');
-    expect((await t.app.inject({ method: 'GET', url: '/authenticator' })).statusCode).toBe(200);
+    expect((await t.app.inject({ method: 'GET', url: '/authenticator' })).statusCode).toBe(302);
+    expect((await t.app.inject({ method: 'GET', url: '/authenticator/' })).statusCode).toBe(200);
     expect(t.logs.join('\n')).not.toContain(code);
     const badKey = await t.app.inject({ method: 'POST', url: '/v1/authenticator/activate', payload: { code: 'x'.repeat(22), public_key: 'not a key', name: 'phone' } });
     expect(badKey.json().error.message).toMatch(/^public_key: /);

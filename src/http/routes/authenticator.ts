@@ -57,6 +57,7 @@ export const authenticatorRoutes: FastifyPluginAsyncTypebox<{ services: Services
     type: Type.String(),
     application: Nullable(Type.String()),
     ip: Nullable(Type.String()),
+    location: Nullable(Type.String()),
     event: Nullable(Type.Object({ title: Type.String(), detail: Nullable(Type.String()) })),
     expires_at: Type.String(),
     number_required: Type.Boolean(),
@@ -147,17 +148,5 @@ export const authenticatorRoutes: FastifyPluginAsyncTypebox<{ services: Services
       if (key === undefined) throw new CountersignError('NOT_FOUND', 'Web Push is not configured on this server (push.web_push)');
       return { public_key: key };
     },
-  );
-
-  // Where activation links lead. The installable authenticator comes here; until then the page
-  // says how to activate the command-line one.
-  app.get('/authenticator', { schema: { hide: true } }, (_request, reply) =>
-    reply
-      .type('text/html; charset=utf-8')
-      .send(
-        '<!doctype html><html lang="en"><meta charset="utf-8"><meta name="viewport" content="width=device-width"><title>Countersign Authenticator</title>' +
-          '<body style="font-family:system-ui;max-width:40rem;margin:2rem auto;padding:0 1rem"><h1>Countersign Authenticator</h1>' +
-          '<p>To activate the command-line authenticator with this link, run:</p><pre>countersign authenticator activate "&lt;this page’s address&gt;"</pre></body></html>',
-      ),
   );
 };

@@ -1,0 +1,125 @@
+/**
+ * The device side of Countersign's authenticator API (src/http/routes/authenticator.ts), as the
+ * command-line authenticator speaks it: requests signed with the device's P-256 key (WebCrypto
+ * ECDSA, whose signatures are already in the r ‖ s form the server expects), over the messages
+ * of src/core/push-signature.ts. The server is this page's own origin.
+ */
+import { deviceRequestMessage, pushAnswerMessage, type PushDecision } from '../../../src/core/push-signature.js';
+import type { Account, TotpSecret } from './accounts.js';
+
+/** One push request waiting for an answer, as GET /v1/authenticator/pending lists it. */
+export interface PendingRequest {
+  id: string;
+  type: string;
+  application: string | null;
+  ip: string | null;
+  location?: string | null;
+  event: { title: string; detail: string | null } | null;
+  expires_at: string;
+  number_required: boolean;
+  pin_required: boolean;
+}
+
+/** A refusal from the server, with its stable code and its message for people. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The server's address: the page lives at `<base>/authenticator/`. */
+export function apiUrl(path: string): string {
+  return new URL(`..${path}`, new URL('./', location.href)).href;
+}
+
+function base64(bytes: ArrayBuffer): string {
+  let text = '';
+  for (const byte of new Uint8Array(bytes)) text += String.fromCharCode(byte);
+  return btoa(text);
+}
+
+function base64url(bytes: ArrayBuffer): string {
+  return base64(bytes).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+}
+
+/** A new device key pair; the private half can sign but can never be exported. */
+export async function newKeyPair(): Promise<{ privateKey: CryptoKey; publicKey: string }> {
+  const pair = await crypto.subtle.generateKey({ name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign', 'verify']);
+  return { privateKey: pair.privateKey, publicKey: base64(await crypto.subtle.exportKey('spki', pair.publicKey)) };
+}
+
+async function signText(key: CryptoKey, text: string): Promise<string> {
+  return base64url(await crypto.subtle.sign({ name: 'ECDSA', hash: 'SHA-256' }, key, new TextEncoder().encode(text)));
+}
+
+/** `Authorization: Device <id>.<timestamp>.<signature>` for one request. */
+export async function deviceAuthorization(account: Account, method: string, path: string): Promise<string> {
+  const timestamp = Date.now();
+  return `Device ${account.deviceId}.${timestamp}.${await signText(account.privateKey, deviceRequestMessage(account.deviceId, method, path, timestamp))}`;
+}
+
+async function call<T>(method: string, path: string, init: { body?: unknown; authorization?: string } = {}): Promise<T> {
+  const headers: Record<string, string> = { accept: 'application/json' };
+  if (init.body !== undefined) headers['content-type'] = 'application/json';
+  if (init.authorization !== undefined) headers['authorization'] = init.authorization;
+  let response: Response;
+  try {
+    response = await fetch(apiUrl(path), { method, headers, body: init.body === undefined ? null : JSON.stringify(init.body), cache: 'no-store' });
+  } catch {
+    throw new ApiError(0, 'OFFLINE', 'The Countersign server cannot be reached. Check your connection and try again.');
+  }
+  const text = await response.text();
+  let parsed: unknown = undefined;
+  try {
+    parsed = text === '' ? undefined : JSON.parse(text);
+  } catch {
+    // Not JSON (a proxy's error page): reported below by status.
+  }
+  if (!response.ok) {
+    const error = (parsed as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
+    const code = typeof error?.code === 'string' ? error.code : `HTTP_${response.status}`;
+    const message = typeof error?.message === 'string' ? error.message : `The server answered ${response.status}.`;
+    throw new ApiError(response.status, code, message);
+  }
+  return parsed as T;
+}
+
+export interface Activated {
+  device_id: string;
+  tenant: string;
+  username: string;
+  totp?: TotpSecret & { uri: string };
+}
+
+export function activate(input: { code: string; publicKey: string; name: string; channel: 'poll' | 'webpush'; target?: string }): Promise<Activated> {
+  return call<Activated>('POST', '/v1/authenticator/activate', {
+    body: { code: input.code, public_key: input.publicKey, name: input.name, channel: input.channel, ...(input.target === undefined ? {} : { target: input.target }) },
+  });
+}
+
+export async function fetchPending(account: Account): Promise<PendingRequest[]> {
+  const path = '/v1/authenticator/pending';
+  const body = await call<{ requests: PendingRequest[] }>('GET', path, { authorization: await deviceAuthorization(account, 'GET', path) });
+  return body.requests;
+}
+
+export async function answer(account: Account, requestId: string, decision: PushDecision, number: string, pin: string | undefined): Promise<{ id: string; status: string }> {
+  const timestamp = Date.now();
+  const signature = await signText(account.privateKey, pushAnswerMessage(requestId, decision, number, timestamp));
+  return call('POST', `/v1/authenticator/challenges/${encodeURIComponent(requestId)}/answer`, {
+    body: { device_id: account.deviceId, decision, number, timestamp, signature, ...(pin === undefined ? {} : { pin }) },
+  });
+}
+
+/** The server's VAPID key for Web Push, or null when it has no Web Push configured. */
+export async function webPushKey(): Promise<string | null> {
+  try {
+    return (await call<{ public_key: string }>('GET', '/v1/authenticator/web-push-key')).public_key;
+  } catch {
+    return null;
+  }
+}
