@@ -75,6 +75,19 @@ describe.skipIf(!CHROMIUM_AVAILABLE)('authenticator web app in Chromium', () => 
     await expect.poll(() => account.locator('.link').textContent()).toBe('Receiving requests');
     const devices = await t.admin('GET', '/v1/admin/users/adele@contoso.com/push/devices?tenant=default');
     expect(devices.body.devices).toMatchObject([{ name: 'Phone for default', channel: 'poll' }]);
+    // The private key kept in IndexedDB is a CryptoKey no script can export.
+    const stored = await page.evaluate(
+      () =>
+        new Promise<{ extractable: boolean; usages: string[]; curve: string }[]>((resolve, reject) => {
+          const open = (globalThis as any).indexedDB.open('countersign-authenticator');
+          open.onerror = () => reject(new Error('no database'));
+          open.onsuccess = () => {
+            const all = open.result.transaction('accounts').objectStore('accounts').getAll();
+            all.onsuccess = () => resolve(all.result.map((a: any) => ({ extractable: a.privateKey.extractable, usages: a.privateKey.usages, curve: a.privateKey.algorithm.namedCurve })));
+          };
+        }),
+    );
+    expect(stored).toEqual([{ extractable: false, usages: ['sign'], curve: 'P-256' }]);
 
     const created = await t.api('POST', '/v1/challenges', { username: 'adele@contoso.com', method: 'push', context: { app: 'Contoso VPN', ip: '203.0.113.9' } });
     expect(created.status).toBe(201);
@@ -110,6 +123,33 @@ describe.skipIf(!CHROMIUM_AVAILABLE)('authenticator web app in Chromium', () => 
     await card.getByRole('button', { name: 'Approve' }).click();
     await page.getByText('The sign-in was denied: the number or PIN did not match.').waitFor();
     expect((await t.api('GET', `/v1/challenges/${created.body.id}`)).body).toMatchObject({ status: 'denied' });
+  });
+
+  it('in PIN mode asks for the PIN with the number; "It wasn’t me" reports fraud and blocks the user', async () => {
+    expect((await t.admin('PUT', '/v1/admin/users/adele@contoso.com/pin?tenant=default', { pin: '2580' })).status).toBe(204);
+    expect((await t.admin('PATCH', '/v1/admin/settings?tenant=default', { push_pin_mode: true, push_limit_per_5_minutes: 10 })).status).toBe(200);
+    const created = await t.api('POST', '/v1/challenges', { username: 'adele@contoso.com', method: 'push' });
+    const card = page.locator(`article.request[data-request="${created.body.id}"]`);
+    await card.waitFor();
+    await card.getByLabel('Number shown on the sign-in screen').fill(String(created.body.number));
+    await card.getByRole('button', { name: 'Approve' }).click();
+    await card.getByText('Type your PIN (4 to 16 digits), then approve.').waitFor();
+    await card.getByLabel('Your PIN').fill('2580');
+    await card.getByRole('button', { name: 'Approve' }).click();
+    await page.getByText('Approved. Go back to the sign-in.').waitFor();
+    expect((await t.api('GET', `/v1/challenges/${created.body.id}`)).body).toMatchObject({ status: 'approved' });
+    expect((await t.admin('PATCH', '/v1/admin/settings?tenant=default', { push_pin_mode: false })).status).toBe(200);
+
+    const unwanted = await t.api('POST', '/v1/challenges', { username: 'adele@contoso.com', method: 'push', context: { app: 'Payroll' } });
+    const other = page.locator(`article.request[data-request="${unwanted.body.id}"]`);
+    await other.waitFor();
+    await other.getByRole('button', { name: 'It wasn’t me…' }).click();
+    await other.getByText('Deny this sign-in and tell your administrator it was not you?').waitFor();
+    await other.getByRole('button', { name: 'Report fraud' }).click();
+    await page.getByText('Reported as fraud: the sign-in was denied and your administrator was told.').waitFor();
+    expect((await t.api('GET', `/v1/challenges/${unwanted.body.id}`)).body).toMatchObject({ status: 'fraud' });
+    expect((await t.api('POST', '/v1/preauth', { username: 'adele@contoso.com' })).body).toMatchObject({ result: 'deny', reason: 'fraud_block' });
+    expect((await t.admin('POST', '/v1/admin/users/adele@contoso.com/unblock?tenant=default')).status).toBe(200);
   });
 
   it('holds accounts of several tenants across a reload, with offline codes and their countdown', async () => {
