@@ -38,7 +38,7 @@ export interface GeoIpConfig {
 }
 
 export interface PushConfig {
-  readonly webPush: { readonly publicKey: string; readonly privateKey: string; readonly subject: string } | undefined;
+  readonly webPush: { readonly publicKey: string; readonly privateKey: string; readonly subject: string; readonly endpointHosts?: readonly string[] } | undefined;
   readonly fcm: { readonly projectId: string; readonly clientEmail: string; readonly privateKey: string; readonly tokenUrl?: string; readonly apiUrl?: string } | undefined;
   readonly apns: { readonly teamId: string; readonly keyId: string; readonly privateKey: string; readonly topic: string; readonly host?: string } | undefined;
 }
@@ -97,6 +97,7 @@ const PUSH_ENV: Record<string, string> = {
   COUNTERSIGN_VAPID_PUBLIC_KEY: 'web_push.public_key',
   COUNTERSIGN_VAPID_PRIVATE_KEY: 'web_push.private_key',
   COUNTERSIGN_VAPID_SUBJECT: 'web_push.subject',
+  COUNTERSIGN_VAPID_ENDPOINT_HOSTS: 'web_push.endpoint_hosts',
   COUNTERSIGN_FCM_PROJECT_ID: 'fcm.project_id',
   COUNTERSIGN_FCM_CLIENT_EMAIL: 'fcm.client_email',
   COUNTERSIGN_FCM_PRIVATE_KEY: 'fcm.private_key',
@@ -438,11 +439,16 @@ function readPush(value: unknown, problems: string[]): PushConfig {
     return none;
   }
   for (const key of Object.keys(value)) if (!['web_push', 'fcm', 'apns'].includes(key)) problems.push(`push: unknown setting "${key}"`);
-  const web = readBlock(value['web_push'], 'push.web_push', ['public_key', 'private_key', 'subject'], [], problems);
+  const web = readBlock(value['web_push'], 'push.web_push', ['public_key', 'private_key', 'subject'], ['endpoint_hosts'], problems);
+  const endpointHosts = web?.['endpoint_hosts']?.split(',').map((host) => host.trim()).filter((host) => host !== '');
+  for (const host of endpointHosts ?? []) if (!/^(\*\.)?[A-Za-z0-9.-]+$/.test(host)) problems.push(`push.web_push.endpoint_hosts: "${host}" is not a host name (or *.domain)`);
   const fcm = readBlock(value['fcm'], 'push.fcm', ['project_id', 'client_email', 'private_key'], ['token_url', 'api_url'], problems);
   const apns = readBlock(value['apns'], 'push.apns', ['team_id', 'key_id', 'private_key', 'topic'], ['host'], problems);
   return Object.freeze({
-    webPush: web === undefined ? undefined : { publicKey: web['public_key'] ?? '', privateKey: web['private_key'] ?? '', subject: web['subject'] ?? '' },
+    webPush:
+      web === undefined
+        ? undefined
+        : { publicKey: web['public_key'] ?? '', privateKey: web['private_key'] ?? '', subject: web['subject'] ?? '', ...(endpointHosts === undefined || endpointHosts.length === 0 ? {} : { endpointHosts }) },
     fcm:
       fcm === undefined
         ? undefined

@@ -50,6 +50,13 @@ describe('configuration of providers', () => {
     expect(() => load({ COUNTERSIGN_APNS_TEAM_ID: 'T' })).toThrow(/push.apns.key_id: required[\s\S]*push.apns.private_key: required[\s\S]*push.apns.topic: required/);
   });
 
+  it('Web Push: the push services it sends to default to the browsers\' own; endpoint_hosts replaces them, and bad hosts are named', () => {
+    const vapid = { COUNTERSIGN_VAPID_PUBLIC_KEY: 'pub', COUNTERSIGN_VAPID_PRIVATE_KEY: 'priv', COUNTERSIGN_VAPID_SUBJECT: 'mailto:a@b.example' };
+    expect(load(vapid).push.webPush?.endpointHosts).toBeUndefined();
+    expect(load({ ...vapid, COUNTERSIGN_VAPID_ENDPOINT_HOSTS: 'push.contoso.com, *.push.example' }).push.webPush?.endpointHosts).toEqual(['push.contoso.com', '*.push.example']);
+    expect(() => load({ ...vapid, COUNTERSIGN_VAPID_ENDPOINT_HOSTS: 'https://push.contoso.com/' })).toThrow('push.web_push.endpoint_hosts: "https://push.contoso.com/" is not a host name (or *.domain)');
+  });
+
   it('a GeoIP database: geoip.database or COUNTERSIGN_GEOIP_DATABASE, resolved against the working directory; bad values are named', () => {
     expect(loadConfig({ env: { COUNTERSIGN_GEOIP_DATABASE: 'geo/GeoLite2-City.mmdb' }, cwd: '/srv/countersign' }).geoip).toEqual({ database: '/srv/countersign/geo/GeoLite2-City.mmdb' });
     expect(load({}, { geoip: { database: '/var/lib/GeoIP/dbip-city-lite.mmdb' } }).geoip.database).toBe('/var/lib/GeoIP/dbip-city-lite.mmdb');

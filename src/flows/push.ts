@@ -141,6 +141,8 @@ function parseChannel(services: Services, channel: unknown, target: unknown): { 
   if (channel !== 'webpush' && channel !== 'fcm' && channel !== 'apns') throw invalidInput('channel', 'must be poll, webpush, fcm or apns');
   if (!services.channels.push.byChannel.has(channel)) throw invalidInput('channel', `this server has no ${channel} configured (push.${channel === 'webpush' ? 'web_push' : channel}); use poll`);
   if (typeof target !== 'string' || target === '' || target.length > 4096) throw invalidInput('target', `must be the device's ${channel === 'webpush' ? 'Web Push subscription (JSON)' : `${channel} token`}`);
+  const problem = services.channels.push.byChannel.get(channel)?.checkTarget(target) ?? null;
+  if (problem !== null) throw invalidInput('target', problem);
   return { channel, target };
 }
 

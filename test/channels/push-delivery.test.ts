@@ -168,7 +168,7 @@ describe('Web Push (VAPID, aes128gcm)', () => {
     received.length = 0;
   });
 
-  const delivery = () => createWebPush({ ...vapid, subject: 'mailto:security@countersign.example' }, { ca: certPem });
+  const delivery = () => createWebPush({ ...vapid, subject: 'mailto:security@countersign.example', endpointHosts: ['127.0.0.1'] }, { ca: certPem });
 
   it('sends a VAPID-signed, aes128gcm-encrypted notice the subscription can decrypt', async () => {
     const result = await delivery().deliver(subscription('/push/sub-1'), NOTICE);
@@ -223,7 +223,7 @@ describe('Web Push (VAPID, aes128gcm)', () => {
   });
 
   it('refuses a malformed subscription and an unreachable service without throwing', async () => {
-    expect(await delivery().deliver('{"endpoint":"http://127.0.0.1/x","keys":{"p256dh":"a","auth":"b"}}', NOTICE)).toEqual({ ok: false, error: 'the Web Push subscription is not valid' });
+    expect(await delivery().deliver('{"endpoint":"http://127.0.0.1/x","keys":{"p256dh":"a","auth":"b"}}', NOTICE)).toEqual({ ok: false, error: 'the Web Push subscription is not valid or not for an allowed push service' });
     expect(await delivery().deliver('not json', NOTICE)).toMatchObject({ ok: false });
     const closed = createServer();
     const port = await listen(closed);
@@ -231,6 +231,20 @@ describe('Web Push (VAPID, aes128gcm)', () => {
     const target = JSON.stringify({ endpoint: `https://127.0.0.1:${port}/push/x`, keys: { p256dh: receiver.getPublicKey().toString('base64url'), auth: authSecret.toString('base64url') } });
     const result = await delivery().deliver(target, NOTICE);
     expect(result).toEqual({ ok: false, error: 'the push service could not be reached (ECONNREFUSED)' });
+  });
+
+  it('sends only to push services on its list: a subscription pointing anywhere else is refused, never fetched (SSRF)', async () => {
+    const standard = createWebPush({ ...vapid, subject: 'mailto:security@countersign.example' }, { ca: certPem });
+    expect(standard.checkTarget(subscription('/push/sub-1'))).toBe("the Web Push endpoint's host 127.0.0.1 is not a push service this server sends to (push.web_push.endpoint_hosts)");
+    expect(await standard.deliver(subscription('/push/sub-1'), NOTICE)).toEqual({ ok: false, error: 'the Web Push subscription is not valid or not for an allowed push service' });
+    expect(received).toEqual([]);
+    const keys = { p256dh: receiver.getPublicKey().toString('base64url'), auth: authSecret.toString('base64url') };
+    for (const endpoint of ['https://fcm.googleapis.com/fcm/send/abc', 'https://updates.push.services.mozilla.com/wpush/v2/abc', 'https://web.push.apple.com/QGx', 'https://db5p.notify.windows.com/w/?token=abc']) {
+      expect(standard.checkTarget(JSON.stringify({ endpoint, keys }))).toBeNull();
+    }
+    for (const endpoint of ['https://push.apple.com.evil.example/x', 'https://evilnotify.windows.com/x', 'https://169.254.169.254/latest', 'http://fcm.googleapis.com/fcm/send/abc']) {
+      expect(standard.checkTarget(JSON.stringify({ endpoint, keys }))).not.toBeNull();
+    }
   });
 
   it('refuses bad VAPID configuration when built, without echoing the key', () => {

@@ -2,6 +2,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateVapidKeys } from '../../src/channels/push/web-push.js';
 import { newKeyPair } from '../support/device.js';
 import { createTestApp, type TestApp } from '../support/harness.js';
 
@@ -76,5 +77,37 @@ describe('push delivery through a configured service (FCM)', () => {
     expect((await activate('apns@contoso.com', { channel: 'apns', target: 'ab'.repeat(32) })).json().error.message).toMatch(/^channel: this server has no apns configured/);
     expect((await activate('apns@contoso.com', { channel: 'fcm' })).json().error.message).toMatch(/^target: /);
     expect((await t.app.inject({ method: 'GET', url: '/v1/authenticator/web-push-key' })).statusCode).toBe(404);
+  });
+});
+
+/** Web Push subscriptions may point only at the browsers' push services: the server never sends where a device says (SSRF). */
+describe('Web Push activation', () => {
+  let t: TestApp;
+  beforeAll(async () => {
+    const vapid = generateVapidKeys();
+    t = await createTestApp({ config: { push: { web_push: { public_key: vapid.publicKey, private_key: vapid.privateKey, subject: 'mailto:security@countersign.example' } } } });
+    expect((await t.admin('POST', '/v1/admin/users?tenant=default', { username: 'browser@contoso.com', mfa_state: 'enforced' })).status).toBe(201);
+  });
+  afterAll(async () => {
+    await t.close();
+  });
+
+  const activate = async (endpoint: string) => {
+    const started = await t.admin('POST', '/v1/admin/users/browser@contoso.com/push/activation?tenant=default');
+    const code = new URL(started.body.activation_url).hash.replace('#activate=', '');
+    const target = JSON.stringify({ endpoint, keys: { p256dh: 'BNcRdreALRFXTkOOUHK1EtK2wtaz5Ry4YfYCA_0QTpQtUbVlUls0VJXg7A8u-Ts1XbjhazAkj7I99e8QcYP7DkM', auth: 'tBHItJI5svbpez7KI4CCXg' } });
+    return t.app.inject({ method: 'POST', url: '/v1/authenticator/activate', payload: { code, public_key: newKeyPair().publicKey, name: 'Chrome', channel: 'webpush', target } });
+  };
+
+  it('refuses a subscription whose endpoint is not a known push service, naming the field, and keeps no device', async () => {
+    for (const endpoint of ['https://169.254.169.254/latest/meta-data', 'https://127.0.0.1:5432/', 'https://intranet.contoso.com/admin']) {
+      const refused = await activate(endpoint);
+      expect(refused.statusCode).toBe(400);
+      expect(refused.json().error.message).toBe(`target: the Web Push endpoint's host ${new URL(endpoint).hostname} is not a push service this server sends to (push.web_push.endpoint_hosts)`);
+    }
+    expect((await t.admin('GET', '/v1/admin/users/browser@contoso.com/push/devices?tenant=default')).body.devices).toEqual([]);
+    const accepted = await activate('https://fcm.googleapis.com/fcm/send/dGVzdA:APA91b');
+    expect(accepted.statusCode).toBe(201);
+    expect((await t.app.inject({ method: 'GET', url: '/v1/authenticator/web-push-key' })).json().public_key).toMatch(/^[A-Za-z0-9_-]{87}$/);
   });
 });

@@ -109,6 +109,7 @@ export function createApns(config: ApnsConfig, options: ApnsOptions = {}): ApnsD
 
   return {
     channel: 'apns',
+    checkTarget: (target: string) => (DEVICE_TOKEN.test(target) ? null : 'must be the APNs device token (hex)'),
     async deliver(target: string, notice: PushNotice): Promise<PushResult> {
       if (!DEVICE_TOKEN.test(target)) return { ok: false, error: 'the APNs device token is not valid' };
       const body = JSON.stringify({

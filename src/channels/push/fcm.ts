@@ -86,6 +86,7 @@ export function createFcm(config: FcmConfig, fetchImpl: typeof fetch = fetch): P
 
   return {
     channel: 'fcm',
+    checkTarget: (target: string) => (/^[A-Za-z0-9_:.-]{1,4096}$/.test(target) ? null : 'must be the FCM registration token'),
     async deliver(target: string, notice: PushNotice): Promise<PushResult> {
       if (target === '' || target.length > 4096) return { ok: false, error: 'the FCM registration token is not valid' };
       const auth = await accessToken();

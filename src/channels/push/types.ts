@@ -31,6 +31,8 @@ export interface PushDelivery {
    * device token (hex).
    */
   deliver(target: string, notice: PushNotice): Promise<PushResult>;
+  /** Why a device's registration cannot be used (said to the device at activation), or null when it can. */
+  checkTarget(target: string): string | null;
 }
 
 /** The notice as the data fields every channel sends. */

@@ -19,6 +19,24 @@ export interface WebPushConfig {
   readonly privateKey: string;
   /** Who to contact about this sender: a `mailto:` or `https:` URL. */
   readonly subject: string;
+  /**
+   * The push services a subscription may point at (host names; `*.` matches any subdomain).
+   * Anything else is refused, so a device cannot make the server send requests to an address
+   * of its choosing (SSRF). Default: WEB_PUSH_SERVICES.
+   */
+  readonly endpointHosts?: readonly string[];
+}
+
+/** The browsers' push services: Chrome/Edge (FCM), Firefox (Mozilla autopush), Safari (Apple), Windows (WNS). */
+export const WEB_PUSH_SERVICES: readonly string[] = ['fcm.googleapis.com', 'updates.push.services.mozilla.com', '*.push.apple.com', '*.notify.windows.com'];
+
+/** Whether `host` is one of `allowed` (exactly, or under a `*.` entry). */
+export function hostAllowed(host: string, allowed: readonly string[]): boolean {
+  const name = host.toLowerCase();
+  return allowed.some((entry) => {
+    const pattern = entry.toLowerCase();
+    return pattern.startsWith('*.') ? name.endsWith(pattern.slice(1)) && name.length > pattern.length - 1 : name === pattern;
+  });
 }
 
 export interface WebPushOptions {
@@ -44,12 +62,20 @@ export function createWebPush(config: WebPushConfig, options: WebPushOptions = {
   const timeoutMs = options.timeoutMs ?? PUSH_TIMEOUT_MS;
   const agent = options.ca === undefined ? undefined : new Agent({ ca: options.ca, keepAlive: true });
   const vapidDetails = { subject: config.subject, publicKey: config.publicKey, privateKey: config.privateKey };
+  const endpointHosts = config.endpointHosts ?? WEB_PUSH_SERVICES;
+  const checkTarget = (target: string): string | null => {
+    const subscription = parseSubscription(target);
+    if (subscription === undefined) return 'must be a Web Push subscription as JSON: {"endpoint": "https://…", "keys": {"p256dh": …, "auth": …}}';
+    const host = new URL(subscription.endpoint).hostname;
+    return hostAllowed(host, endpointHosts) ? null : `the Web Push endpoint's host ${host} is not a push service this server sends to (push.web_push.endpoint_hosts)`;
+  };
 
   return {
     channel: 'webpush',
+    checkTarget,
     async deliver(target: string, notice: PushNotice): Promise<PushResult> {
       const subscription = parseSubscription(target);
-      if (subscription === undefined) return { ok: false, error: 'the Web Push subscription is not valid' };
+      if (subscription === undefined || checkTarget(target) !== null) return { ok: false, error: 'the Web Push subscription is not valid or not for an allowed push service' };
       try {
         const sent = await webpush.sendNotification(subscription, JSON.stringify(noticeData(notice)), {
           vapidDetails,
