@@ -9,16 +9,16 @@
  * code once. With COUNTERSIGN_DATABASE_URL set, the same is measured on PostgreSQL too (in a
  * fresh database made for the run and dropped after it).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import autocannon from 'autocannon';
 import { Secret } from 'otpauth';
 import pg from 'pg';
 import { generateOtp, timeStep } from '../src/core/otp/generate-otp.js';
+import { measurePush } from './push.js';
+import { call, startServer } from './server.js';
 
 const CONNECTIONS = Number(process.env['BENCH_CONNECTIONS'] ?? 64);
 const SECONDS = Number(process.env['BENCH_SECONDS'] ?? 5);
@@ -32,45 +32,6 @@ interface Figures {
   non2xx: number;
   approved?: number;
   denied?: number;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => (typeof address === 'object' && address !== null ? resolve(address.port) : reject(new Error('no port'))));
-    });
-  });
-}
-
-async function startServer(dataDir: string, databaseUrl: string | undefined): Promise<{ child: ChildProcess; base: string; adminKey: string }> {
-  const port = await freePort();
-  const env: Record<string, string | undefined> = { ...process.env, COUNTERSIGN_LOG_LEVEL: 'warn', COUNTERSIGN_DATABASE_URL: databaseUrl };
-  if (databaseUrl === undefined) delete env['COUNTERSIGN_DATABASE_URL'];
-  const nodeArgs = (process.env['BENCH_SERVER_NODE_ARGS'] ?? '').split(' ').filter(Boolean); // e.g. --cpu-prof
-  const child = spawn(process.execPath, [...nodeArgs, 'bin/countersign.js', 'serve', '--port', String(port), '--host', '127.0.0.1', '--data-dir', dataDir], { env, stdio: ['ignore', 'pipe', 'inherit'] });
-  let out = '';
-  const adminKey = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not start:\n${out}`)), 60_000);
-    child.stdout?.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const key = /csa_[A-Za-z0-9_-]{43}/.exec(out)?.[0];
-      if (key !== undefined && out.includes('serving on')) {
-        clearTimeout(timer);
-        resolve(key);
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`server exited with ${String(code)}:\n${out}`)));
-  });
-  return { child, base: `http://127.0.0.1:${port}`, adminKey };
-}
-
-async function call(base: string, key: string, method: string, path: string, body: string, type = 'application/json'): Promise<any> {
-  const response = await fetch(base + path, { method, headers: { authorization: `Bearer ${key}`, 'content-type': type }, body });
-  const json = await response.json();
-  if (!response.ok) throw new Error(`${method} ${path} → ${response.status} ${JSON.stringify(json)}`);
-  return json;
 }
 
 function figures(result: autocannon.Result): Figures {
@@ -170,6 +131,7 @@ async function withPostgresDatabase(url: string, run: (url: string) => Promise<v
 
 console.log(`Countersign benchmark — node ${process.version}, ${new Date().toISOString()}`);
 await measure('embedded store (SQLite)', undefined);
+await measurePush();
 const pgUrl = process.env['COUNTERSIGN_DATABASE_URL'];
 if (pgUrl !== undefined && pgUrl !== '') await withPostgresDatabase(pgUrl, (url) => measure('PostgreSQL', url));
 else console.log('\n(PostgreSQL not measured: set COUNTERSIGN_DATABASE_URL=postgres://… to measure it too)');
