@@ -1,4 +1,5 @@
 import { invalidInput } from './errors.js';
+import { MAX_TRUSTED_RANGES, normalizeRange } from './ip-ranges.js';
 
 /**
  * A tenant's service settings (Azure MFA "service settings"). Stored whole as JSON on the tenant;
@@ -69,6 +70,16 @@ export interface TenantSettings {
   readonly push_limit_since_success: number;
   /** PIN mode for push: approving also asks for the user's PIN (as calls do in PIN mode). */
   readonly push_pin_mode: boolean;
+  /** Azure "Allow users to create app passwords to sign in to non-browser apps" (off by default). */
+  readonly app_passwords_allowed: boolean;
+  /** Azure trusted IPs: sign-ins from these ranges (at most 50 CIDRs, IPv4 and IPv6) skip the second factor. */
+  readonly trusted_ips: string[];
+  /** Azure "remember multi-factor authentication on trusted devices", in days; 0 = off. */
+  readonly remember_mfa_days: number;
+  /** MFA Server caching: a success for the same user and application is reused for this many seconds; 0 = off. */
+  readonly cache_seconds: number;
+  /** MFA Server caching also requires the same client IP. */
+  readonly cache_by_ip: boolean;
 }
 
 export const DEFAULT_SETTINGS: TenantSettings = Object.freeze({
@@ -102,6 +113,11 @@ export const DEFAULT_SETTINGS: TenantSettings = Object.freeze({
   push_limit_per_5_minutes: 3,
   push_limit_since_success: 10,
   push_pin_mode: false,
+  app_passwords_allowed: false,
+  trusted_ips: [],
+  remember_mfa_days: 0,
+  cache_seconds: 0,
+  cache_by_ip: false,
 });
 
 const RANGES: Partial<Record<keyof TenantSettings, readonly [number, number]>> = {
@@ -123,13 +139,15 @@ const RANGES: Partial<Record<keyof TenantSettings, readonly [number, number]>> =
   push_ttl_seconds: [30, 300],
   push_limit_per_5_minutes: [1, 50],
   push_limit_since_success: [1, 100],
+  remember_mfa_days: [0, 365],
+  cache_seconds: [0, 86400],
 };
 
 const CHOICES: Partial<Record<keyof TenantSettings, readonly string[]>> = {
   voice_mode: ['press', 'pin', 'code'],
   sms_mode: ['one_way', 'two_way'],
 };
-const FLAGS: readonly (keyof TenantSettings)[] = ['fraud_alert_enabled', 'fraud_block_user', 'push_approve_only', 'push_pin_mode'];
+const FLAGS: readonly (keyof TenantSettings)[] = ['fraud_alert_enabled', 'fraud_block_user', 'push_approve_only', 'push_pin_mode', 'app_passwords_allowed', 'cache_by_ip'];
 
 /** Applies a partial change to settings; throws INVALID_INPUT naming the first bad field. */
 export function applySettingsChange(current: TenantSettings, change: Record<string, unknown>): TenantSettings {
@@ -167,6 +185,12 @@ export function applySettingsChange(current: TenantSettings, change: Record<stri
       }
       next[field] = [...new Set(value as string[])];
       continue;
+    } else if (field === 'trusted_ips') {
+      if (!Array.isArray(value)) throw invalidInput(field, 'must be a list of CIDR ranges such as 203.0.113.0/24 or 2001:db8::/32');
+      const ranges = [...new Set(value.map((range) => normalizeRange(range, field)))];
+      if (ranges.length > MAX_TRUSTED_RANGES) throw invalidInput(field, `at most ${MAX_TRUSTED_RANGES} ranges (Azure's limit); got ${ranges.length}`);
+      next[field] = ranges;
+      continue;
     }
     next[field] = value;
   }
@@ -185,6 +209,7 @@ export function parseStoredSettings(json: string): TenantSettings {
     ...known,
     allowed_methods: Object.freeze([...((known['allowed_methods'] as MethodTypeName[] | undefined) ?? DEFAULT_SETTINGS.allowed_methods)]) as MethodTypeName[],
     phone_countries: Object.freeze([...((known['phone_countries'] as string[] | undefined) ?? DEFAULT_SETTINGS.phone_countries)]) as string[],
+    trusted_ips: Object.freeze([...((known['trusted_ips'] as string[] | undefined) ?? DEFAULT_SETTINGS.trusted_ips)]) as string[],
   });
   if (parsed.size >= 1000) parsed.clear();
   parsed.set(json, merged);

@@ -64,6 +64,7 @@ export async function createChallenge(services: Services, principal: Principal, 
     created_at: now,
     decided_at: null,
     number: null,
+    remember_issued_at: null,
   };
   let row: ChallengeRow;
   let phone: Awaited<ReturnType<typeof preparePhoneChallenge>> | undefined;

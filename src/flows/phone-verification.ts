@@ -30,7 +30,7 @@ export async function startPhoneVerification(services: Services, principal: Prin
   const now = services.clock().getTime();
   const current = await services.db.selectFrom('user_phones').selectAll().where('user_id', '=', user.id).where('type', '=', type).executeTakeFirst();
   if (current?.number === number && current.verified_at !== null) throw new CountersignError('CONFLICT', `the ${type} number ${maskPhone(number)} is already verified`);
-  const base = { id: randomUUID(), tenant_id: tenant.id, application_id: null, user_id: user.id, app: null, ip: null, event_title: null, event_detail: null, attempts: 0, created_at: now, decided_at: null, number: null };
+  const base = { id: randomUUID(), tenant_id: tenant.id, application_id: null, user_id: user.id, app: null, ip: null, event_title: null, event_detail: null, attempts: 0, created_at: now, decided_at: null, number: null, remember_issued_at: null };
   // Limits and the country allow-list first: nothing changes when they refuse.
   const prepared = await preparePhoneChallenge(services, tenant, base, { id: `verify:${type}`, type: type === 'mobile' ? 'sms' : 'voice', label: '', phoneType: type, number }, { forceCode: true });
   await services.db.transaction().execute(async (trx) => {

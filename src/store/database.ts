@@ -10,6 +10,7 @@ import * as storeMeta from './migrations/003-store-meta.js';
 import * as challengeApplication from './migrations/004-challenge-application.js';
 import * as telephony from './migrations/005-telephony.js';
 import * as push from './migrations/006-push.js';
+import * as accessControls from './migrations/007-access-controls.js';
 import type { Database } from './schema.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -30,6 +31,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '004-challenge-application': challengeApplication,
   '005-telephony': telephony,
   '006-push': push,
+  '007-access-controls': accessControls,
 };
 
 /** The names of every migration, in order (what a fully migrated store lists once each). */

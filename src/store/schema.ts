@@ -30,6 +30,10 @@ export interface Database {
   phone_greetings: PhoneGreetingsTable;
   push_activations: PushActivationsTable;
   push_devices: PushDevicesTable;
+  bypasses: BypassesTable;
+  remember_tokens: RememberTokensTable;
+  mfa_successes: MfaSuccessesTable;
+  app_passwords: AppPasswordsTable;
 }
 
 export interface TenantsTable {
@@ -110,6 +114,8 @@ export interface ApiKeysTable {
   key_hash: string;
   created_at: number;
   revoked_at: number | null;
+  /** When its expiry unused was recorded in the audit log. */
+  expired_at: number | null;
 }
 
 export type MethodType = 'totp' | 'oath';
@@ -189,6 +195,8 @@ export interface ChallengesTable {
   reference: Later<string>;
   /** push: the number the sign-in screen shows and the user types into the authenticator (number matching). */
   number: Later<string>;
+  /** When the application was given a remember token for this approval (once only). */
+  remember_issued_at: Later<number>;
 }
 
 export interface AuditEventsTable {
@@ -337,3 +345,54 @@ export type MethodRow = Selectable<MethodsTable>;
 export type NewMethod = Insertable<MethodsTable>;
 export type ChallengeRow = Selectable<ChallengesTable>;
 export type UserUpdate = Updateable<UsersTable>;
+
+/** A one-time bypass (Azure MFA Server): the next preauth within its time allows without a second factor. */
+export interface BypassesTable {
+  id: string;
+  tenant_id: string;
+  user_id: string;
+  reason: string;
+  /** Who granted it (the administrator key's actor string). */
+  granted_by: string;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+  /** The application whose preauth used it. */
+  used_by: string | null;
+  revoked_at: number | null;
+  /** When its expiry unused was recorded in the audit log. */
+  expired_at: number | null;
+}
+
+/** "Remember MFA on this device": a token bound to a user and an application, stored as its hash. */
+export interface RememberTokensTable {
+  id: string;
+  tenant_id: string;
+  user_id: string;
+  application_id: string;
+  token_hash: string;
+  created_at: number;
+  expires_at: number;
+}
+
+/** The last approved second factor per user, application (and client IP), for MFA Server caching. */
+export interface MfaSuccessesTable {
+  tenant_id: string;
+  user_id: string;
+  application_id: string;
+  /** '' when the application gave no IP. */
+  ip: string;
+  at: number;
+}
+
+/** App passwords for legacy (non-browser) clients: generated, shown once, stored as hashes. */
+export interface AppPasswordsTable {
+  id: string;
+  tenant_id: string;
+  user_id: string;
+  name: string;
+  password_hash: string;
+  created_at: number;
+  last_used_at: number | null;
+  last_used_ip: string | null;
+}

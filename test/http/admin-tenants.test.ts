@@ -72,6 +72,11 @@ const DEFAULTS = {
   push_limit_per_5_minutes: 3,
   push_limit_since_success: 10,
   push_pin_mode: false,
+  app_passwords_allowed: false,
+  trusted_ips: [],
+  remember_mfa_days: 0,
+  cache_seconds: 0,
+  cache_by_ip: false,
 };
 
 describe('tenants', () => {

@@ -53,6 +53,11 @@ const Settings = Type.Object({
   push_limit_per_5_minutes: Type.Integer(),
   push_limit_since_success: Type.Integer(),
   push_pin_mode: Type.Boolean(),
+  app_passwords_allowed: Type.Boolean(),
+  trusted_ips: Type.Array(Type.String()),
+  remember_mfa_days: Type.Integer(),
+  cache_seconds: Type.Integer(),
+  cache_by_ip: Type.Boolean(),
 });
 
 export const adminTenantRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = async (app, { services }) => {
