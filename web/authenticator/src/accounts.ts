@@ -53,3 +53,8 @@ export async function saveAccount(account: Account): Promise<void> {
 export async function removeAccount(deviceId: string): Promise<void> {
   await (await db()).delete('accounts', deviceId);
 }
+
+/** How an account is named on screen: `user · tenant`. */
+export function accountLabel(account: Pick<Account, 'username' | 'tenant'>): string {
+  return `${account.username} · ${account.tenant}`;
+}

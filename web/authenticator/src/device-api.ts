@@ -6,6 +6,7 @@
  */
 import { deviceRequestMessage, pushAnswerMessage, type PushDecision } from '../../../src/core/push-signature.js';
 import type { Account, TotpSecret } from './accounts.js';
+import { clockOffsetMs, learnServerTime, serverNow, skewMessage } from './server-clock.js';
 
 /** One push request waiting for an answer, as GET /v1/authenticator/pending lists it. */
 export interface PendingRequest {
@@ -20,15 +21,69 @@ export interface PendingRequest {
   pin_required: boolean;
 }
 
-/** A refusal from the server, with its stable code and its message for people. */
+/** A refusal from the server, with its stable code, its message for people and any Retry-After. */
 export class ApiError extends Error {
   constructor(
     readonly status: number,
     readonly code: string,
     message: string,
+    /** How long the server asked us to wait (Retry-After on a 429 or 503), in ms. */
+    readonly retryAfterMs?: number,
   ) {
     super(message);
   }
+}
+
+/** Retry-After (seconds or an HTTP date) in ms, or undefined; at most an hour. */
+export function retryAfterMs(response: Response): number | undefined {
+  const header = response.headers.get('retry-after');
+  if (header === null || header.trim() === '') return undefined;
+  const ms = /^\d+$/.test(header.trim()) ? Number(header.trim()) * 1000 : Date.parse(header) - serverNow();
+  return Number.isFinite(ms) ? Math.min(Math.max(ms, 0), 3_600_000) : undefined;
+}
+
+/** The refusal of a response that is not ok: the server's code and message when it sent JSON. */
+export async function refusal(response: Response): Promise<ApiError> {
+  let code = `HTTP_${response.status}`;
+  let message = `The server answered ${response.status}.`;
+  try {
+    const error = ((await response.json()) as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
+    if (typeof error?.code === 'string') code = error.code;
+    if (typeof error?.message === 'string') message = error.message;
+  } catch {
+    // Not JSON (a proxy's error page): reported by status.
+  }
+  return new ApiError(response.status, code, message, retryAfterMs(response));
+}
+
+/** 401 or 403: the server does not accept this device's signature (removed, or its clock is off). */
+export function isSignatureRefused(error: unknown): error is ApiError {
+  return error instanceof ApiError && (error.status === 401 || error.status === 403);
+}
+
+/**
+ * Runs a signed request; when the server refuses the signature and its answer taught us a
+ * different clock offset, signs and sends it once more. A refusal that stays is explained
+ * plainly when this device's clock is far off.
+ */
+export async function withClockRetry<T>(attempt: () => Promise<T>): Promise<T> {
+  const used = clockOffsetMs();
+  try {
+    return await attempt();
+  } catch (error) {
+    if (!isSignatureRefused(error)) throw error;
+    if (Math.abs(clockOffsetMs() - used) < 2000) throw explainRefusal(error);
+    try {
+      return await attempt();
+    } catch (again) {
+      throw isSignatureRefused(again) ? explainRefusal(again) : again;
+    }
+  }
+}
+
+function explainRefusal(error: ApiError): ApiError {
+  const skew = skewMessage();
+  return skew === null ? error : new ApiError(error.status, 'CLOCK_SKEW', `${skew} (The server said: ${error.message})`, error.retryAfterMs);
 }
 
 /** The server's address: the page lives at `<base>/authenticator/`. */
@@ -58,7 +113,7 @@ async function signText(key: CryptoKey, text: string): Promise<string> {
 
 /** `Authorization: Device <id>.<timestamp>.<signature>` for one request. */
 export async function deviceAuthorization(account: Account, method: string, path: string): Promise<string> {
-  const timestamp = Date.now();
+  const timestamp = serverNow();
   return `Device ${account.deviceId}.${timestamp}.${await signText(account.privateKey, deviceRequestMessage(account.deviceId, method, path, timestamp))}`;
 }
 
@@ -72,20 +127,14 @@ async function call<T>(method: string, path: string, init: { body?: unknown; aut
   } catch {
     throw new ApiError(0, 'OFFLINE', 'The Countersign server cannot be reached. Check your connection and try again.');
   }
+  learnServerTime(response);
+  if (!response.ok) throw await refusal(response);
   const text = await response.text();
-  let parsed: unknown = undefined;
   try {
-    parsed = text === '' ? undefined : JSON.parse(text);
+    return (text === '' ? undefined : JSON.parse(text)) as T;
   } catch {
-    // Not JSON (a proxy's error page): reported below by status.
+    throw new ApiError(response.status, 'NOT_JSON', 'The server’s answer could not be read (a proxy in the way?).');
   }
-  if (!response.ok) {
-    const error = (parsed as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
-    const code = typeof error?.code === 'string' ? error.code : `HTTP_${response.status}`;
-    const message = typeof error?.message === 'string' ? error.message : `The server answered ${response.status}.`;
-    throw new ApiError(response.status, code, message);
-  }
-  return parsed as T;
 }
 
 export interface Activated {
@@ -103,15 +152,18 @@ export function activate(input: { code: string; publicKey: string; name: string;
 
 export async function fetchPending(account: Account): Promise<PendingRequest[]> {
   const path = '/v1/authenticator/pending';
-  const body = await call<{ requests: PendingRequest[] }>('GET', path, { authorization: await deviceAuthorization(account, 'GET', path) });
+  const body = await withClockRetry(async () => call<{ requests: PendingRequest[] }>('GET', path, { authorization: await deviceAuthorization(account, 'GET', path) }));
   return body.requests;
 }
 
-export async function answer(account: Account, requestId: string, decision: PushDecision, number: string, pin: string | undefined): Promise<{ id: string; status: string }> {
-  const timestamp = Date.now();
-  const signature = await signText(account.privateKey, pushAnswerMessage(requestId, decision, number, timestamp));
-  return call('POST', `/v1/authenticator/challenges/${encodeURIComponent(requestId)}/answer`, {
-    body: { device_id: account.deviceId, decision, number, timestamp, signature, ...(pin === undefined ? {} : { pin }) },
+/** Answers a request, signed over the server's time (a refused stale signature is re-signed once with a corrected clock). */
+export function answer(account: Account, requestId: string, decision: PushDecision, number: string, pin: string | undefined): Promise<{ id: string; status: string }> {
+  return withClockRetry(async () => {
+    const timestamp = serverNow();
+    const signature = await signText(account.privateKey, pushAnswerMessage(requestId, decision, number, timestamp));
+    return call<{ id: string; status: string }>('POST', `/v1/authenticator/challenges/${encodeURIComponent(requestId)}/answer`, {
+      body: { device_id: account.deviceId, decision, number, timestamp, signature, ...(pin === undefined ? {} : { pin }) },
+    });
   });
 }
 

@@ -1,0 +1,12 @@
+/** The one-line notice at the bottom of the screen (a polite live region), gone after 8 s. */
+import { byId } from './dom.js';
+
+let timer: ReturnType<typeof setTimeout> | undefined;
+
+export function toast(message: string): void {
+  const element = byId('toast');
+  element.textContent = message;
+  element.hidden = false;
+  clearTimeout(timer);
+  timer = setTimeout(() => (element.hidden = true), 8000);
+}
