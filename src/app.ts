@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import pino, { type Logger } from 'pino';
-import { openGeoLocator } from './channels/geoip.js';
+import { NO_LOCATIONS, openGeoLocator } from './channels/geoip.js';
 import { createPushChannels } from './channels/push/push-channels.js';
 import { createTelephonyChannels } from './channels/telephony-channels.js';
 import type { Config } from './config.js';
@@ -21,6 +21,13 @@ export interface AppOptions {
   clock?: () => Date;
   random?: (bytes: number) => Buffer;
   logger?: Logger;
+  /**
+   * Whether to open the GeoIP database (`geoip.database`), read whole into memory, that push
+   * requests' locations come from. Default true (the server). The CLI passes false: none of its
+   * commands shows a location (the command-line authenticator talks to a server over HTTP), so
+   * they neither pay for reading the file nor fail on a path that only the server can read.
+   */
+  geo?: boolean;
 }
 
 /** Log fields that may carry secret material are removed before a line is written (LOG-01). */
@@ -43,7 +50,7 @@ export async function createServices(config: Config, options: AppOptions = {}): 
   const clock = options.clock ?? (() => new Date());
   const log = options.logger ?? createLogger(config);
   // A configured GeoIP database that cannot be read stops the start before the store is opened.
-  const geo = await openGeoLocator(config.geoip.database, log);
+  const geo = options.geo === false ? NO_LOCATIONS : await openGeoLocator(config.geoip.database, log);
   // The store first: whether a missing keys.json may be generated depends on what the store
   // holds, and the keyring must be the one the store was first started with (openKeyring).
   const store = await openStore({ dataDir: config.dataDir, databaseUrl: config.databaseUrl });

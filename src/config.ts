@@ -1,7 +1,9 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { CountersignError } from './core/errors.js';
+import { normalizeRange } from './core/ip-ranges.js';
 
 /**
  * Configuration: one file (`countersign.yaml` or `.json`) plus `COUNTERSIGN_*` environment
@@ -19,8 +21,13 @@ export interface Config {
   /** HMAC key of the audit chain when keys come from config. */
   readonly auditKey: Buffer | undefined;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
-  /** Trust X-Forwarded-For from these proxies (Fastify trustProxy); false = use the socket address. */
-  readonly trustProxy: boolean | string;
+  /**
+   * The reverse proxies (addresses, CIDR ranges, or `loopback` / `linklocal` / `uniquelocal`)
+   * whose X-Forwarded-For / -Host / -Proto are believed: the client's address is the last one
+   * in X-Forwarded-For not added by one of them. Empty (the default): forwarding headers are
+   * ignored and the client is the socket's peer.
+   */
+  readonly trustedProxies: readonly string[];
   /** Largest request body, in bytes, for imports (CSV, PSKC). Other bodies are limited to 1 MiB. */
   readonly importBodyLimit: number;
   /** Where telephony providers reach this server's webhooks (https://mfa.example.com); undefined = not reachable. */
@@ -87,7 +94,7 @@ const ENV: Record<string, keyof Config> = {
   COUNTERSIGN_KEYS: 'keys',
   COUNTERSIGN_AUDIT_KEY: 'auditKey',
   COUNTERSIGN_LOG_LEVEL: 'logLevel',
-  COUNTERSIGN_TRUST_PROXY: 'trustProxy',
+  COUNTERSIGN_TRUSTED_PROXIES: 'trustedProxies',
   COUNTERSIGN_IMPORT_BODY_LIMIT: 'importBodyLimit',
   COUNTERSIGN_PUBLIC_URL: 'publicUrl',
 };
@@ -137,12 +144,21 @@ const FILE_KEYS: Record<string, keyof Config> = {
   keys: 'keys',
   audit_key: 'auditKey',
   log_level: 'logLevel',
-  trust_proxy: 'trustProxy',
+  trusted_proxies: 'trustedProxies',
   import_body_limit: 'importBodyLimit',
   public_url: 'publicUrl',
   telephony: 'telephony',
   push: 'push',
   geoip: 'geoip',
+};
+
+/** Settings that were replaced: naming one is an error that says what to use instead, not a silent no-op. */
+const WHY_NOT_TRUST_PROXY = 'trusting every hop let any client choose its address';
+const REPLACED_KEYS: Record<string, string> = {
+  trust_proxy: `trust_proxy: replaced by trusted_proxies, the list of your proxies' addresses or CIDR ranges (${WHY_NOT_TRUST_PROXY})`,
+};
+const REPLACED_ENV: Record<string, string> = {
+  COUNTERSIGN_TRUST_PROXY: `COUNTERSIGN_TRUST_PROXY: replaced by COUNTERSIGN_TRUSTED_PROXIES, your proxies' addresses or CIDR ranges, comma-separated (${WHY_NOT_TRUST_PROXY})`,
 };
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
@@ -167,13 +183,19 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     const fromFile = readConfigFile(resolve(cwd, file), problems);
     for (const [key, value] of Object.entries(fromFile)) {
       const target = FILE_KEYS[key];
-      if (target === undefined) problems.push(`${file}: unknown setting "${key}"`);
+      const replaced = REPLACED_KEYS[key];
+      if (replaced !== undefined) problems.push(`${file}: ${replaced}`);
+      else if (target === undefined) problems.push(`${file}: unknown setting "${key}"`);
       else merged[target] = value;
     }
   }
   for (const [name, target] of Object.entries(ENV)) {
     const value = env[name];
     if (value !== undefined && value !== '') merged[target] = value;
+  }
+  for (const [name, replaced] of Object.entries(REPLACED_ENV)) {
+    const value = env[name];
+    if (value !== undefined && value !== '') problems.push(replaced);
   }
   for (const [name, path] of Object.entries(TELEPHONY_ENV)) {
     const value = env[name];
@@ -199,7 +221,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     keys: readKeys(merged, problems),
     auditKey: readKeyBytes(merged['auditKey'], 'audit_key', problems),
     logLevel: readLogLevel(merged, problems),
-    trustProxy: readTrustProxy(merged, problems),
+    trustedProxies: readTrustedProxies(merged['trustedProxies'], problems),
     importBodyLimit: readInt(merged, 'importBodyLimit', 64 * 1024 * 1024, 1024, 1024 * 1024 * 1024, problems),
     publicUrl: readUrl(merged['publicUrl'], 'public_url', problems)?.replace(/\/+$/, ''),
     telephony: readTelephony(merged['telephony'], problems),
@@ -310,13 +332,48 @@ function readLogLevel(source: Source, problems: string[]): Config['logLevel'] {
   return level ?? 'info';
 }
 
-function readTrustProxy(source: Source, problems: string[]): boolean | string {
-  const value = source['trustProxy'];
-  if (value === undefined || value === false || value === 'false') return false;
-  if (value === true || value === 'true') return true;
-  if (typeof value === 'string' && value.trim() !== '') return value;
-  problems.push('trust_proxy: must be true, false, or a comma-separated list of proxy addresses/CIDRs');
-  return false;
+/**
+ * A list setting: a YAML/JSON list of strings, or one comma-separated string (as environment
+ * variables give it). Empty entries are dropped; undefined when unset.
+ */
+function readList(value: unknown, name: string, problems: string[]): string[] | undefined {
+  if (value === undefined) return undefined;
+  const entries = typeof value === 'string' ? value.split(',') : value;
+  if (!Array.isArray(entries) || entries.some((entry) => typeof entry !== 'string')) {
+    problems.push(`${name}: must be a list of strings, or one comma-separated string`);
+    return undefined;
+  }
+  return (entries as string[]).map((entry) => entry.trim()).filter((entry) => entry !== '');
+}
+
+/** The names proxy-addr (Fastify's trustProxy) knows for the usual local ranges. */
+const PROXY_RANGE_NAMES = ['loopback', 'linklocal', 'uniquelocal'];
+
+/** `trusted_proxies`: addresses and CIDR ranges (normalized: 10.1.2.3/8 → 10.0.0.0/8), or the range names above. */
+function readTrustedProxies(value: unknown, problems: string[]): readonly string[] {
+  const name = 'trusted_proxies (COUNTERSIGN_TRUSTED_PROXIES)';
+  const out: string[] = [];
+  for (const entry of readList(value, name, problems) ?? []) {
+    if (PROXY_RANGE_NAMES.includes(entry.toLowerCase())) {
+      out.push(entry.toLowerCase());
+      continue;
+    }
+    const slash = entry.indexOf('/');
+    const address = slash === -1 ? entry : entry.slice(0, slash);
+    const bits = slash === -1 ? undefined : entry.slice(slash + 1);
+    // isIP first: the range parser also takes forms such as 10.1 or 0x0a000001.
+    let normalized: string | undefined;
+    if (isIP(address) !== 0 && (bits === undefined || /^\d{1,3}$/.test(bits))) {
+      try {
+        normalized = normalizeRange(entry, name);
+      } catch {
+        normalized = undefined;
+      }
+    }
+    if (normalized === undefined) problems.push(`${name}: "${entry.slice(0, 60)}" is not an IP address or CIDR range (such as 10.0.0.5, 10.0.0.0/8, 2001:db8::/32, or loopback)`);
+    else out.push(normalized);
+  }
+  return Object.freeze(out);
 }
 
 function isRecord(value: unknown): value is Record<string, unknown> {
@@ -439,8 +496,11 @@ function readPush(value: unknown, problems: string[]): PushConfig {
     return none;
   }
   for (const key of Object.keys(value)) if (!['web_push', 'fcm', 'apns'].includes(key)) problems.push(`push: unknown setting "${key}"`);
-  const web = readBlock(value['web_push'], 'push.web_push', ['public_key', 'private_key', 'subject'], ['endpoint_hosts'], problems);
-  const endpointHosts = web?.['endpoint_hosts']?.split(',').map((host) => host.trim()).filter((host) => host !== '');
+  // endpoint_hosts is a list (or a comma-separated string), read apart from the block's strings.
+  const webSource = value['web_push'];
+  const { endpoint_hosts: endpointHostsSource, ...webStrings } = isRecord(webSource) ? webSource : {};
+  const web = readBlock(isRecord(webSource) ? webStrings : webSource, 'push.web_push', ['public_key', 'private_key', 'subject'], [], problems);
+  const endpointHosts = readList(endpointHostsSource, 'push.web_push.endpoint_hosts', problems);
   for (const host of endpointHosts ?? []) if (!/^(\*\.)?[A-Za-z0-9.-]+$/.test(host)) problems.push(`push.web_push.endpoint_hosts: "${host}" is not a host name (or *.domain)`);
   const fcm = readBlock(value['fcm'], 'push.fcm', ['project_id', 'client_email', 'private_key'], ['token_url', 'api_url'], problems);
   const apns = readBlock(value['apns'], 'push.apns', ['team_id', 'key_id', 'private_key', 'topic'], ['host'], problems);

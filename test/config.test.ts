@@ -57,6 +57,35 @@ describe('configuration of providers', () => {
     expect(() => load({ ...vapid, COUNTERSIGN_VAPID_ENDPOINT_HOSTS: 'https://push.contoso.com/' })).toThrow('push.web_push.endpoint_hosts: "https://push.contoso.com/" is not a host name (or *.domain)');
   });
 
+  it('Web Push endpoint_hosts and trusted_proxies: a YAML list or a comma-separated string; a list of non-strings is named', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'countersign-config-'));
+    try {
+      const yaml = (text: string) => {
+        writeFileSync(join(dir, 'countersign.yaml'), text);
+        return loadConfig({ env: {}, cwd: dir });
+      };
+      const vapid = 'push:\n  web_push:\n    public_key: pub\n    private_key: priv\n    subject: mailto:a@b.example\n';
+      expect(yaml(`${vapid}    endpoint_hosts:\n      - push.contoso.com\n      - "*.push.example"\n`).push.webPush).toEqual({
+        publicKey: 'pub',
+        privateKey: 'priv',
+        subject: 'mailto:a@b.example',
+        endpointHosts: ['push.contoso.com', '*.push.example'],
+      });
+      expect(yaml(`${vapid}    endpoint_hosts: [fcm.googleapis.com]\n`).push.webPush?.endpointHosts).toEqual(['fcm.googleapis.com']);
+      expect(yaml(`${vapid}    endpoint_hosts: "push.contoso.com, *.push.example"\n`).push.webPush?.endpointHosts).toEqual(['push.contoso.com', '*.push.example']);
+      expect(() => yaml(`${vapid}    endpoint_hosts:\n      - push.contoso.com\n      - https://evil.example/\n`)).toThrow('push.web_push.endpoint_hosts: "https://evil.example/" is not a host name (or *.domain)');
+      expect(() => yaml(`${vapid}    endpoint_hosts:\n      - 42\n`)).toThrow('push.web_push.endpoint_hosts: must be a list of strings, or one comma-separated string');
+      expect(() => yaml(`${vapid}    endpoint_hostz: [a.example]\n`)).toThrow('push.web_push: unknown setting "endpoint_hostz"');
+
+      expect(yaml('trusted_proxies:\n  - 10.0.0.0/8\n  - 2001:db8::/32\n').trustedProxies).toEqual(['10.0.0.0/8', '2001:db8::/32']);
+      expect(yaml('trusted_proxies: 10.0.0.5, loopback\n').trustedProxies).toEqual(['10.0.0.5/32', 'loopback']);
+      expect(() => yaml('trusted_proxies: [10.0.0.0/8, nginx]\n')).toThrow('trusted_proxies (COUNTERSIGN_TRUSTED_PROXIES): "nginx" is not an IP address or CIDR range');
+      expect(() => yaml('trust_proxy: true\n')).toThrow(/trust_proxy: replaced by trusted_proxies/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a GeoIP database: geoip.database or COUNTERSIGN_GEOIP_DATABASE, resolved against the working directory; bad values are named', () => {
     expect(loadConfig({ env: { COUNTERSIGN_GEOIP_DATABASE: 'geo/GeoLite2-City.mmdb' }, cwd: '/srv/countersign' }).geoip).toEqual({ database: '/srv/countersign/geo/GeoLite2-City.mmdb' });
     expect(load({}, { geoip: { database: '/var/lib/GeoIP/dbip-city-lite.mmdb' } }).geoip.database).toBe('/var/lib/GeoIP/dbip-city-lite.mmdb');

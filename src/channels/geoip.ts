@@ -1,5 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { BlockList, isIP } from 'node:net';
+import ipaddr from 'ipaddr.js';
 import type { Logger } from 'pino';
 import { CountersignError } from '../core/errors.js';
 
@@ -38,8 +39,11 @@ for (const [network, prefix] of [
   NOWHERE.addSubnet(network, prefix, 'ipv4');
 }
 for (const [network, prefix] of [
-  ['::', 128],
-  ['::1', 128],
+  // ::/96 holds :: and ::1, and the deprecated IPv4-compatible addresses (::10.0.0.1), which a
+  // MaxMind DB answers from its IPv4 tree: they would reach private-space records.
+  ['::', 96],
+  // Teredo: the IPv4 address a MaxMind DB reads from it is the relay's, not the client's.
+  ['2001::', 32],
   ['fc00::', 7],
   ['fe80::', 10],
   ['ff00::', 8],
@@ -47,14 +51,28 @@ for (const [network, prefix] of [
   NOWHERE.addSubnet(network, prefix, 'ipv6');
 }
 
-/** The address to look up: IPv4-mapped IPv6 (`::ffff:192.0.2.1`, as dual-stack sockets report) as IPv4; undefined if it has no location. */
+/**
+ * The address to look up, or undefined if it has no location. IPv4 inside IPv6 is looked up as
+ * the IPv4 address it carries, as the MaxMind DB would (so that its private ranges are caught
+ * too): IPv4-mapped in any spelling (`::ffff:192.0.2.1` as dual-stack sockets report, or
+ * `::ffff:c000:201`), and 6to4 (2002::/16).
+ */
 export function lookupAddress(ip: string | null | undefined): { address: string; version: 4 | 6 } | undefined {
-  if (typeof ip !== 'string' || ip.length > 64) return undefined;
-  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(ip)?.[1];
-  const address = mapped ?? ip;
-  const kind = isIP(address);
-  if (kind === 0 || address.includes('%')) return undefined;
-  const version = kind === 4 ? 4 : 6;
+  // isIP first: ipaddr.js also takes forms no socket reports (`10.1`, `0x0a000001`, `010.0.0.1`).
+  if (typeof ip !== 'string' || ip.length > 64 || ip.includes('%') || isIP(ip) === 0) return undefined;
+  let parsed: ipaddr.IPv4 | ipaddr.IPv6;
+  try {
+    parsed = ipaddr.parse(ip);
+  } catch {
+    return undefined;
+  }
+  if (parsed.kind() === 'ipv6') {
+    const v6 = parsed as ipaddr.IPv6;
+    if (v6.isIPv4MappedAddress()) parsed = v6.toIPv4Address();
+    else if (v6.range() === '6to4') parsed = ipaddr.fromByteArray(v6.toByteArray().slice(2, 6));
+  }
+  const version = parsed.kind() === 'ipv4' ? 4 : 6;
+  const address = parsed.toString();
   return NOWHERE.check(address, version === 4 ? 'ipv4' : 'ipv6') ? undefined : { address, version };
 }
 

@@ -31,10 +31,13 @@ export function configFrom(options: GlobalOptions, overrides: Partial<Record<key
   });
 }
 
-/** Opens the store for one command, runs it, and always closes the store again. */
+/**
+ * Opens the store for one command, runs it, and always closes the store again. Without the
+ * GeoIP database: no command shows a location (only the server, `serve`, opens it).
+ */
 export async function withServices<T>(options: GlobalOptions, run: (services: Services) => Promise<T>): Promise<T> {
   const config = configFrom(options);
-  const services = await createServices(config, { logger: createLogger(config, process.stderr) });
+  const services = await createServices(config, { logger: createLogger(config, process.stderr), geo: false });
   try {
     return await run(services);
   } finally {

@@ -5,7 +5,11 @@ import { gzipSync } from 'node:zlib';
 import maxmind, { Reader, type CityResponse, type CountryResponse } from 'maxmind';
 import pino from 'pino';
 import { afterAll, describe, expect, it } from 'vitest';
+import { createServices } from '../../src/app.js';
 import { locationLabel, lookupAddress, NO_LOCATIONS, openGeoLocator } from '../../src/channels/geoip.js';
+import { withServices } from '../../src/cli/context.js';
+import { loadConfig } from '../../src/config.js';
+import { makeStoreLocation } from '../support/harness.js';
 import { cityRecord, METADATA_MARKER, writeMmdb, type MmdbNetwork } from '../support/mmdb.js';
 
 /** The GeoIP locator over MaxMind DB files written by test/support/mmdb.ts, checked first against the real `maxmind` reader. */
@@ -105,6 +109,17 @@ describe('GeoIP locations', () => {
     expect(lookupAddress('2001:db8::1')).toEqual({ address: '2001:db8::1', version: 6 });
   });
 
+  it('IPv4 inside IPv6 in any spelling is the IPv4 address it carries: hex IPv4-mapped, 6to4; private ones are caught', () => {
+    for (const ip of ['::ffff:a00:1', '::FFFF:A00:1', '::ffff:0a00:0001', '0:0:0:0:0:ffff:c0a8:101', '::ffff:7f00:1', '::ffff:a9fe:101', '::ffff:6440:1', '2002:a00:1::1', '2002:c0a8:101::', '::a00:1', '::10.0.0.1', '2001:0:a00:1::1']) {
+      expect(lookupAddress(ip), ip).toBeUndefined();
+    }
+    expect(lookupAddress('::ffff:c633:6407')).toEqual({ address: '198.51.100.7', version: 4 });
+    expect(lookupAddress('0:0:0:0:0:FFFF:C633:6407')).toEqual({ address: '198.51.100.7', version: 4 });
+    expect(lookupAddress('2002:c633:6407::1')).toEqual({ address: '198.51.100.7', version: 4 });
+    // Forms ipaddr.js would take but no socket reports.
+    for (const ip of ['10.1', '0x0a000001', '010.0.0.1', '1.2.3']) expect(lookupAddress(ip), ip).toBeUndefined();
+  });
+
   it('a City database: IPv4, IPv4-mapped and IPv6 addresses get labels; unknown and private ones null', async () => {
     const geo = await openGeoLocator(file('city.mmdb', writeMmdb(NETWORKS)), silent);
     expect(geo.locate('198.51.100.9')).toBe('Berlin, Germany');
@@ -116,6 +131,9 @@ describe('GeoIP locations', () => {
     expect(geo.locate('2001:db8:ffff::1')).toBeNull();
     // In the file, but private: no location.
     expect(geo.locate('10.1.1.1')).toBeNull();
+    expect(geo.locate('::ffff:a01:101')).toBeNull();
+    expect(geo.locate('::a01:101')).toBeNull();
+    expect(geo.locate('::ffff:c633:6409')).toBe('Berlin, Germany');
     expect(geo.locate('::1')).toBeNull();
     expect(geo.locate('garbage')).toBeNull();
     expect(geo.locate(null)).toBeNull();
@@ -166,5 +184,32 @@ describe('GeoIP locations', () => {
     const whole = writeMmdb(NETWORKS);
     const cut = file('cut.mmdb', Buffer.concat([whole.subarray(0, 20), whole.subarray(whole.indexOf(METADATA_MARKER))]));
     await expect(openGeoLocator(cut, silent)).rejects.toThrow(`${cut} is not a MaxMind DB (.mmdb) file`);
+  });
+});
+
+describe('who opens the GeoIP database', () => {
+  it('the server does; CLI commands do not (none shows a location): no reading the file, no failing on a path only the server can read', async () => {
+    const missing = join(dir, 'only-on-the-server.mmdb');
+    const location = await makeStoreLocation();
+    try {
+      const config = loadConfig({ env: {}, cwd: dir, overrides: { dataDir: location.dataDir, databaseUrl: location.databaseUrl, geoip: { database: missing } } });
+      await expect(createServices(config, { logger: silent })).rejects.toThrow(`${missing} does not exist`);
+      const services = await createServices(config, { logger: silent, geo: false });
+      try {
+        expect(services.geo).toBe(NO_LOCATIONS);
+      } finally {
+        await services.store.close();
+      }
+      // A CLI command, configured like the server (here through its --config file).
+      const file = join(dir, 'cli.yaml');
+      writeFileSync(file, `geoip:\n  database: ${missing}\n`);
+      const seen = await withServices({ dataDir: location.dataDir, databaseUrl: location.databaseUrl, config: file }, async (cli) => {
+        expect(cli.config.geoip.database).toBe(missing);
+        return cli.geo;
+      });
+      expect(seen).toBe(NO_LOCATIONS);
+    } finally {
+      await location.drop();
+    }
   });
 });

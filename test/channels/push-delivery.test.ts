@@ -13,11 +13,11 @@ import {
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { createSecureServer, type Http2SecureServer, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
-import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
+import https, { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createApns, type ApnsDelivery } from '../../src/channels/push/apns.js';
 import { createFcm, FCM_SCOPE } from '../../src/channels/push/fcm.js';
 import type { PushNotice } from '../../src/channels/push/types.js';
@@ -168,7 +168,7 @@ describe('Web Push (VAPID, aes128gcm)', () => {
     received.length = 0;
   });
 
-  const delivery = () => createWebPush({ ...vapid, subject: 'mailto:security@countersign.example', endpointHosts: ['127.0.0.1'] }, { ca: certPem });
+  const delivery = () => createWebPush({ ...vapid, subject: 'mailto:security@countersign.example', endpointHosts: ['127.0.0.1'] }, { ca: certPem, anyPort: true });
 
   it('sends a VAPID-signed, aes128gcm-encrypted notice the subscription can decrypt', async () => {
     const result = await delivery().deliver(subscription('/push/sub-1'), NOTICE);
@@ -244,6 +244,55 @@ describe('Web Push (VAPID, aes128gcm)', () => {
     }
     for (const endpoint of ['https://push.apple.com.evil.example/x', 'https://evilnotify.windows.com/x', 'https://169.254.169.254/latest', 'http://fcm.googleapis.com/fcm/send/abc']) {
       expect(standard.checkTarget(JSON.stringify({ endpoint, keys }))).not.toBeNull();
+    }
+  });
+
+  it('refuses endpoints the two URL parsers read differently: what passes the list is what web-push sends to', async () => {
+    // web-push sends with the legacy url.parse(): `https://localhost{.push.apple.com/x` is a
+    // push.apple.com host to new URL() but localhost:443 to url.parse().
+    const standard = createWebPush({ ...vapid, subject: 'mailto:security@countersign.example' }, { ca: certPem });
+    const keys = { p256dh: receiver.getPublicKey().toString('base64url'), auth: authSecret.toString('base64url') };
+    const port = new URL(origin).port;
+    const requests: unknown[] = [];
+    const spy = vi.spyOn(https, 'request').mockImplementation((options: unknown) => {
+      requests.push(options);
+      throw new Error('no request leaves this test');
+    });
+    try {
+      for (const endpoint of [
+        'https://localhost{.push.apple.com/x',
+        `https://127.0.0.1:${port}{.push.apple.com/x`,
+        'https://evil.com\\.push.apple.com/x',
+        'https://user@web.push.apple.com/x',
+        'https://user:pw@web.push.apple.com/x',
+        'https://web.push.apple.com:8443/x',
+        `https://web.push.apple.com:${port}/x`,
+        'https://web.push.apple.com./x',
+        'https://web.push.apple.com/x y',
+        'https://web.push.apple.com/x|y',
+        'https://web.push.apple.com/x"<>^`',
+        'https://[::1].push.apple.com/x',
+        'https://xn--web.push.apple.com%2f.evil/x',
+      ]) {
+        const target = JSON.stringify({ endpoint, keys });
+        expect(standard.checkTarget(target), endpoint).not.toBeNull();
+        expect(await standard.deliver(target, NOTICE)).toEqual({ ok: false, error: 'the Web Push subscription is not valid or not for an allowed push service' });
+      }
+      expect(requests).toEqual([]);
+      expect(received).toEqual([]);
+
+      // An upper-case host and an explicit :443 are accepted, and sent to the normalized URL.
+      for (const endpoint of ['https://WEB.Push.Apple.COM/QGx', 'https://web.push.apple.com:443/QGx']) {
+        const target = JSON.stringify({ endpoint, keys });
+        expect(standard.checkTarget(target)).toBeNull();
+        expect(await standard.deliver(target, NOTICE)).toMatchObject({ ok: false });
+      }
+      expect(requests).toEqual([
+        expect.objectContaining({ hostname: 'web.push.apple.com', port: null, path: '/QGx' }),
+        expect.objectContaining({ hostname: 'web.push.apple.com', port: null, path: '/QGx' }),
+      ]);
+    } finally {
+      spy.mockRestore();
     }
   });
 

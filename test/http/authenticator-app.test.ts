@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Fastify from 'fastify';
@@ -36,8 +36,36 @@ describe('the authenticator web app as served', () => {
     expect(worker.statusCode).toBe(200);
     expect(worker.headers['cache-control']).toBe('no-cache');
     expect((await t.app.inject({ method: 'GET', url: '/authenticator/nothing-here.js' })).statusCode).toBe(404);
-    expect((await t.app.inject({ method: 'GET', url: '/authenticator/../package.json' })).statusCode).toBe(404);
+    // inject() would normalize a literal `..`: these reach the static handler as sent.
+    for (const url of ['/authenticator/%2e%2e/package.json', '/authenticator/..%2fpackage.json', '/authenticator/%2e%2e%2fpackage.json']) {
+      const escaped = await t.app.inject({ method: 'GET', url });
+      expect([403, 404], url).toContain(escaped.statusCode);
+      expect(escaped.body).not.toContain('"name": "countersign"');
+    }
     expect(AUTHENTICATOR_APP_DIR.endsWith(join('dist', 'web', 'authenticator') + '/')).toBe(true);
+  });
+
+  it('marks only the files under the app’s own assets/ immutable, wherever the app is installed', async () => {
+    // An install path that itself contains /assets/ must not make index.html or sw.js immutable.
+    const base = mkdtempSync(join(tmpdir(), 'countersign-app-'));
+    cleanup.push(async () => rmSync(base, { recursive: true, force: true }));
+    const root = join(base, 'assets', 'countersign', 'authenticator');
+    mkdirSync(join(root, 'assets'), { recursive: true });
+    writeFileSync(join(root, 'index.html'), '<!doctype html><title>app</title>');
+    writeFileSync(join(root, 'sw.js'), 'self.addEventListener("fetch", () => {});');
+    writeFileSync(join(root, 'assets', 'x.js'), 'export {};');
+    const app = Fastify();
+    await app.register(authenticatorAppRoutes, { dir: root });
+    cleanup.push(() => app.close());
+    const cacheControl = async (url: string) => {
+      const response = await app.inject({ method: 'GET', url });
+      expect(response.statusCode, url).toBe(200);
+      return response.headers['cache-control'];
+    };
+    expect(await cacheControl('/authenticator/')).toBe('no-cache');
+    expect(await cacheControl('/authenticator/index.html')).toBe('no-cache');
+    expect(await cacheControl('/authenticator/sw.js')).toBe('no-cache');
+    expect(await cacheControl('/authenticator/assets/x.js')).toBe('public, max-age=31536000, immutable');
   });
 
   it('says how to build the app when it is not built, instead of a bare 404', async () => {

@@ -1,4 +1,5 @@
 import { Agent } from 'node:https';
+import { parse as legacyParse } from 'node:url';
 import webpush from 'web-push';
 import { CountersignError } from '../../core/errors.js';
 import { noticeData, PUSH_TIMEOUT_MS, unreachable, type PushDelivery, type PushNotice, type PushResult } from './types.js';
@@ -43,6 +44,8 @@ export interface WebPushOptions {
   /** Extra certificate authorities (PEM) to trust, for a push service with a private certificate (tests). */
   readonly ca?: string | Buffer;
   readonly timeoutMs?: number;
+  /** Accept an endpoint on any port, not only 443 (tests: a local push service on a random port). */
+  readonly anyPort?: boolean;
 }
 
 export const WEB_PUSH_TTL_SECONDS = 60;
@@ -63,19 +66,28 @@ export function createWebPush(config: WebPushConfig, options: WebPushOptions = {
   const agent = options.ca === undefined ? undefined : new Agent({ ca: options.ca, keepAlive: true });
   const vapidDetails = { subject: config.subject, publicKey: config.publicKey, privateKey: config.privateKey };
   const endpointHosts = config.endpointHosts ?? WEB_PUSH_SERVICES;
-  const checkTarget = (target: string): string | null => {
+  /** The subscription to send to, its endpoint rebuilt from checked parts; or why it is refused. */
+  const resolve = (target: string): { subscription: Subscription } | { error: string } => {
     const subscription = parseSubscription(target);
-    if (subscription === undefined) return 'must be a Web Push subscription as JSON: {"endpoint": "https://…", "keys": {"p256dh": …, "auth": …}}';
-    const host = new URL(subscription.endpoint).hostname;
-    return hostAllowed(host, endpointHosts) ? null : `the Web Push endpoint's host ${host} is not a push service this server sends to (push.web_push.endpoint_hosts)`;
+    if (subscription === undefined) return { error: 'must be a Web Push subscription as JSON: {"endpoint": "https://…", "keys": {"p256dh": …, "auth": …}}' };
+    const endpoint = checkEndpoint(subscription.endpoint);
+    if ('error' in endpoint) return endpoint;
+    if (!hostAllowed(endpoint.host, endpointHosts)) return { error: `the Web Push endpoint's host ${endpoint.host} is not a push service this server sends to (push.web_push.endpoint_hosts)` };
+    if (options.anyPort !== true && endpoint.port !== '' && endpoint.port !== '443') return { error: ENDPOINT_INVALID };
+    return { subscription: { endpoint: endpoint.href, keys: subscription.keys } };
+  };
+  const checkTarget = (target: string): string | null => {
+    const resolved = resolve(target);
+    return 'error' in resolved ? resolved.error : null;
   };
 
   return {
     channel: 'webpush',
     checkTarget,
     async deliver(target: string, notice: PushNotice): Promise<PushResult> {
-      const subscription = parseSubscription(target);
-      if (subscription === undefined || checkTarget(target) !== null) return { ok: false, error: 'the Web Push subscription is not valid or not for an allowed push service' };
+      const resolved = resolve(target);
+      if ('error' in resolved) return { ok: false, error: 'the Web Push subscription is not valid or not for an allowed push service' };
+      const { subscription } = resolved;
       try {
         const sent = await webpush.sendNotification(subscription, JSON.stringify(noticeData(notice)), {
           vapidDetails,
@@ -106,6 +118,37 @@ export function generateVapidKeys(): { publicKey: string; privateKey: string } {
 }
 
 const BASE64URL = /^[A-Za-z0-9_-]+={0,2}$/;
+/** The characters RFC 3986 allows in a URI (unreserved, reserved, and % for escapes): no space, none of {}|\^`"<>. */
+const URI_CHARACTERS = /^[A-Za-z0-9\-._~:/?#[\]@!$&'()*+,;=%]+$/;
+/** A DNS name or IPv4 address, lower case, without a trailing dot. */
+const HOST_NAME = /^[a-z0-9-]+(\.[a-z0-9-]+)*$/;
+const ENDPOINT_INVALID = 'the Web Push endpoint must be a plain https:// URL on a host name, port 443, with no user name and nothing outside the URL character set';
+
+/**
+ * The endpoint as the URL it will be sent to (and its host and port), or why it is refused. The
+ * allow-list is checked against WHATWG `new URL()`, but web-push sends with the legacy
+ * `url.parse()`, and the two disagree on odd input (`https://localhost{.push.apple.com/` is a
+ * push.apple.com host for one and localhost for the other). So only endpoints both read the same
+ * way pass — a plain host name, no user info, no characters outside RFC 3986 (the caller checks
+ * the port) — and what is sent is the normalized `href`, not the device's string.
+ */
+function checkEndpoint(endpoint: string): { href: string; host: string; port: string } | { error: string } {
+  if (!URI_CHARACTERS.test(endpoint)) return { error: ENDPOINT_INVALID };
+  let url: URL;
+  try {
+    url = new URL(endpoint);
+  } catch {
+    return { error: ENDPOINT_INVALID };
+  }
+  const host = url.hostname.toLowerCase();
+  if (url.protocol !== 'https:' || !HOST_NAME.test(host) || url.username !== '' || url.password !== '') return { error: ENDPOINT_INVALID };
+  const href = url.href;
+  // What web-push will read, from the device's string and from the one actually sent: the same host and port.
+  if (legacyParse(endpoint).hostname !== host) return { error: ENDPOINT_INVALID };
+  const sent = legacyParse(href);
+  if (sent.protocol !== 'https:' || sent.hostname !== host || (sent.port ?? '') !== url.port) return { error: ENDPOINT_INVALID };
+  return { href, host, port: url.port };
+}
 
 /** The subscription JSON a browser gives (`PushSubscription.toJSON()`), checked: an https endpoint and both keys. */
 function parseSubscription(target: string): Subscription | undefined {

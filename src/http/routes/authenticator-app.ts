@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs';
+import { relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import fastifyStatic from '@fastify/static';
 import type { FastifyPluginAsync } from 'fastify';
@@ -49,8 +50,10 @@ export const authenticatorAppRoutes: FastifyPluginAsync<{ dir?: string }> = asyn
       reply.header('content-security-policy', CONTENT_SECURITY_POLICY);
       reply.header('x-content-type-options', 'nosniff');
       reply.header('referrer-policy', 'no-referrer');
-      // Built files have content hashes in their names and never change; the rest must be re-checked.
-      reply.header('cache-control', /[\\/]assets[\\/]/.test(path) ? 'public, max-age=31536000, immutable' : 'no-cache');
+      // Built files (root/assets/…) have content hashes in their names and never change; the rest
+      // must be re-checked. The path is taken relative to the root: where the app is installed
+      // (which may itself contain an assets directory) does not count.
+      reply.header('cache-control', relative(root, path).startsWith(`assets${sep}`) ? 'public, max-age=31536000, immutable' : 'no-cache');
       if (path.endsWith('.webmanifest')) reply.header('content-type', 'application/manifest+json; charset=utf-8');
     },
   });
