@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { CountersignError } from '../core/errors.js';
 import { registerAppCommands } from './commands/app.js';
+import { registerAppPasswordCommands } from './commands/app-password.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerAuthenticatorCommands } from './commands/authenticator.js';
 import { registerKeyCommands } from './commands/keys.js';
@@ -43,6 +44,7 @@ export function buildProgram(): Command {
   registerAuditCommands(program);
   registerOutboxCommands(program);
   registerPushCommands(program);
+  registerAppPasswordCommands(program);
   registerPhoneCommands(program);
   registerAuthenticatorCommands(program);
   return program;

@@ -1,6 +1,21 @@
 /**
  * The preauth decision (SPEC: "what to do with a sign-in before any factor"), as a pure
- * function of the user's state and registered methods. Every decision carries its reason.
+ * function of what is known about the sign-in. Every decision carries its reason and a trace:
+ * each check consulted, in order, and what it said — so an administrator can read why a sign-in
+ * was allowed, challenged or denied.
+ *
+ * The order (README "Why preauth decided that"):
+ *  1. user      — unknown → deny unknown_user
+ *  2. status    — blocked by an administrator or for fraud → deny blocked | fraud_block
+ *  3. state     — MFA disabled → allow mfa_disabled
+ *  4. client    — a legacy (non-browser) client: enabled → allow legacy_client (single factor, as
+ *                 Azure lets it keep working); enforced → deny app_password_required
+ *  5. lockout   — locked after failed second factors → deny locked_out
+ *  6. bypass    — a one-time bypass an administrator granted → allow bypass (used up)
+ *  7. trusted IP — the client IP is in the tenant's trusted ranges → allow trusted_ip
+ *  8. remembered device — a valid remember token for this user and application → allow remembered_device
+ *  9. cache     — a success for this user and application (and IP) within the tenant's seconds → allow cached
+ * 10. methods   — none registered → enroll registration_required; else challenge mfa_required
  */
 export type PreauthResult = 'allow' | 'challenge' | 'enroll' | 'deny';
 
@@ -9,7 +24,13 @@ export type PreauthReason =
   | 'mfa_disabled'
   | 'blocked'
   | 'fraud_block'
+  | 'legacy_client'
+  | 'app_password_required'
   | 'locked_out'
+  | 'bypass'
+  | 'trusted_ip'
+  | 'remembered_device'
+  | 'cached'
   | 'registration_required'
   | 'mfa_required';
 
@@ -21,18 +42,95 @@ export interface PreauthUser {
   readonly lockedUntil: number | null;
 }
 
+/** Everything the decision looks at, gathered by flows/preauth.ts. */
+export interface PreauthFacts {
+  readonly user: PreauthUser | undefined;
+  readonly client: 'browser' | 'legacy';
+  readonly now: number;
+  readonly activeMethodCount: number;
+  /** The client IP the decision uses (the application's `ip`), if any. */
+  readonly ip: string | null;
+  /** An unused, unexpired one-time bypass of the user: when it ends. */
+  readonly bypassExpiresAt: number | null;
+  /** The tenant's trusted range the IP falls in, or null. */
+  readonly trustedRange: string | null;
+  readonly trustedRangeCount: number;
+  /** What became of a remember token the application presented. */
+  readonly remembered: 'absent' | 'valid' | 'not_valid' | 'off';
+  /** MFA Server caching: the seconds a success is reused (0 = off) and the last success that qualifies. */
+  readonly cacheSeconds: number;
+  readonly cachedSuccessAt: number | null;
+  readonly appPasswordsAllowed: boolean;
+}
+
+export interface TraceStep {
+  /** Which check: user, status, state, client, lockout, bypass, trusted_ip, remembered_device, cache, methods. */
+  readonly check: string;
+  /** What it found, in words. */
+  readonly said: string;
+  /** True on the check that decided. */
+  readonly decided?: true;
+}
+
 export interface PreauthDecision {
   readonly result: PreauthResult;
   readonly reason: PreauthReason;
+  readonly trace: readonly TraceStep[];
 }
 
-export function decidePreauth(user: PreauthUser | undefined, activeMethodCount: number, nowMs: number): PreauthDecision {
-  if (user === undefined) return { result: 'deny', reason: 'unknown_user' };
-  if (user.status === 'blocked' && (user.blockedUntil === null || user.blockedUntil > nowMs)) {
-    return { result: 'deny', reason: user.blockedForFraud ? 'fraud_block' : 'blocked' };
+function seconds(ms: number): string {
+  return `${Math.max(0, Math.ceil(ms / 1000))} s`;
+}
+
+export function decidePreauth(facts: PreauthFacts): PreauthDecision {
+  const trace: TraceStep[] = [];
+  const note = (check: string, said: string) => trace.push({ check, said });
+  const decide = (check: string, said: string, result: PreauthResult, reason: PreauthReason): PreauthDecision => {
+    trace.push({ check, said, decided: true });
+    return { result, reason, trace };
+  };
+  const { user, now } = facts;
+
+  if (user === undefined) return decide('user', 'no such user in this tenant', 'deny', 'unknown_user');
+  note('user', 'found');
+
+  if (user.status === 'blocked' && (user.blockedUntil === null || user.blockedUntil > now)) {
+    const until = user.blockedUntil === null ? 'until an administrator unblocks' : `until ${new Date(user.blockedUntil).toISOString()}`;
+    return user.blockedForFraud ? decide('status', `blocked after a fraud report, ${until}`, 'deny', 'fraud_block') : decide('status', `blocked by an administrator, ${until}`, 'deny', 'blocked');
   }
-  if (user.mfaState === 'disabled') return { result: 'allow', reason: 'mfa_disabled' };
-  if (user.lockedUntil !== null && user.lockedUntil > nowMs) return { result: 'deny', reason: 'locked_out' };
-  if (activeMethodCount === 0) return { result: 'enroll', reason: 'registration_required' };
-  return { result: 'challenge', reason: 'mfa_required' };
+  note('status', 'active');
+
+  if (user.mfaState === 'disabled') return decide('state', 'MFA is disabled for the user', 'allow', 'mfa_disabled');
+  note('state', `MFA ${user.mfaState}`);
+
+  if (facts.client === 'legacy') {
+    if (user.mfaState === 'enabled') return decide('client', 'a legacy client; the user is enabled, not yet enforced, so the password alone still works', 'allow', 'legacy_client');
+    return decide(
+      'client',
+      facts.appPasswordsAllowed ? 'a legacy client cannot do MFA: the user must sign in with an app password' : 'a legacy client cannot do MFA, and app passwords are turned off for this tenant',
+      'deny',
+      'app_password_required',
+    );
+  }
+  note('client', 'browser');
+
+  if (user.lockedUntil !== null && user.lockedUntil > now) return decide('lockout', `locked out for ${seconds(user.lockedUntil - now)} after failed second factors`, 'deny', 'locked_out');
+  note('lockout', 'not locked out');
+
+  if (facts.bypassExpiresAt !== null && facts.bypassExpiresAt > now) return decide('bypass', `a one-time bypass, valid ${seconds(facts.bypassExpiresAt - now)} more, is used now`, 'allow', 'bypass');
+  note('bypass', 'none');
+
+  if (facts.trustedRange !== null) return decide('trusted_ip', `${facts.ip ?? ''} is in the trusted range ${facts.trustedRange}`, 'allow', 'trusted_ip');
+  note('trusted_ip', facts.trustedRangeCount === 0 ? 'no trusted IPs set' : facts.ip === null ? 'no client IP given' : `${facts.ip} is in none of the ${facts.trustedRangeCount} trusted ranges`);
+
+  if (facts.remembered === 'valid') return decide('remembered_device', 'a valid remember token for this user and application', 'allow', 'remembered_device');
+  note('remembered_device', facts.remembered === 'off' ? 'remembering MFA is off for this tenant' : facts.remembered === 'absent' ? 'no remember token given' : 'the remember token is not valid (expired, revoked, or for another user or application)');
+
+  if (facts.cacheSeconds > 0 && facts.cachedSuccessAt !== null && now - facts.cachedSuccessAt <= facts.cacheSeconds * 1000) {
+    return decide('cache', `a second factor succeeded ${seconds(now - facts.cachedSuccessAt)} ago (caching: ${facts.cacheSeconds} s)`, 'allow', 'cached');
+  }
+  note('cache', facts.cacheSeconds === 0 ? 'caching is off' : `no success within ${facts.cacheSeconds} s`);
+
+  if (facts.activeMethodCount === 0) return decide('methods', 'no method registered: the user must register one', 'enroll', 'registration_required');
+  return decide('methods', `${facts.activeMethodCount} method${facts.activeMethodCount === 1 ? '' : 's'} registered: a second factor is needed`, 'challenge', 'mfa_required');
 }

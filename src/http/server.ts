@@ -2,6 +2,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Config } from '../config.js';
 import type { Services } from '../services.js';
 import { installErrorHandling } from './errors.js';
 import { adminGreetingRoutes } from './routes/admin-greetings.js';
@@ -12,11 +13,22 @@ import { adminPushRoutes } from './routes/admin-push.js';
 import { adminTenantRoutes } from './routes/admin-tenants.js';
 import { adminTokenRoutes } from './routes/admin-tokens.js';
 import { adminUserRoutes } from './routes/admin-users.js';
+import { appPasswordRoutes } from './routes/app-passwords.js';
 import { authApiRoutes } from './routes/auth-api.js';
 import { authenticatorRoutes } from './routes/authenticator.js';
 import { authenticatorAppRoutes } from './routes/authenticator-app.js';
 import { healthRoutes } from './routes/health.js';
 import { telephonyWebhookRoutes } from './routes/telephony-webhooks.js';
+
+/**
+ * Fastify's `trustProxy` from `trusted_proxies`: `request.ip` (and hostname, protocol) comes
+ * from X-Forwarded-For (-Host, -Proto) only through those proxies — the client is the last
+ * address in the chain that none of them added. No proxies configured: `false`, the headers are
+ * ignored and `request.ip` is the socket's peer, so no client can choose its own address.
+ */
+export function trustProxyOption(config: Pick<Config, 'trustedProxies'>): false | string[] {
+  return config.trustedProxies.length === 0 ? false : [...config.trustedProxies];
+}
 
 /**
  * Builds the HTTP server (Fastify's "build in one function, listen in another"): tests call
@@ -26,7 +38,7 @@ export async function buildServer(services: Services): Promise<FastifyInstance> 
   const app = Fastify({
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- without it the instance is typed with pino's Logger, which Fastify's plugin types do not accept
     loggerInstance: services.log as FastifyBaseLogger,
-    trustProxy: services.config.trustProxy,
+    trustProxy: trustProxyOption(services.config),
     bodyLimit: 1024 * 1024,
     // Unknown fields are refused (not silently dropped) so a typo is reported, naming the field.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', useDefaults: true } },
@@ -57,6 +69,7 @@ export async function buildServer(services: Services): Promise<FastifyInstance> 
   await app.register(adminOutboxRoutes, { services });
   await app.register(adminGreetingRoutes, { services });
   await app.register(adminPushRoutes, { services });
+  await app.register(appPasswordRoutes, { services });
   await app.register(authenticatorRoutes, { services });
   await app.register(authenticatorAppRoutes);
   await app.register(telephonyWebhookRoutes, { services });

@@ -138,7 +138,7 @@ describe('tenants', () => {
     expect((await t.admin('POST', '/v1/admin/users?tenant=doomed', { username: 'gone@doomed.example' })).status).toBe(201);
     const app = await t.admin('POST', '/v1/admin/applications?tenant=doomed', { name: 'doomed app' });
     const adminKey = await t.admin('POST', '/v1/admin/admin-keys?tenant=doomed', { name: 'doomed admin' });
-    expect((await call(app.body.api_key, 'POST', '/v1/preauth', { username: 'gone@doomed.example' })).body).toEqual({ result: 'allow', reason: 'mfa_disabled', methods: [] });
+    expect((await call(app.body.api_key, 'POST', '/v1/preauth', { username: 'gone@doomed.example' })).body).toMatchObject({ result: 'allow', reason: 'mfa_disabled', methods: [] });
 
     expect(await t.admin('DELETE', '/v1/admin/tenants/doomed')).toEqual({ status: 204, body: undefined });
     expect(await t.admin('GET', `/v1/admin/tenants/${doomed.body.id}`)).toEqual(error(404, 'NOT_FOUND', `tenant ${doomed.body.id} not found`));
@@ -242,7 +242,7 @@ describe('applications', () => {
     const stored = await t.services.db.selectFrom('api_keys').select('key_hash').where('application_id', '=', created.body.id).execute();
     expect(stored.length).toBe(1);
     expect(stored[0]?.key_hash).not.toContain(key.slice(4));
-    expect((await call(key, 'POST', '/v1/preauth', { username: 'nobody@contoso.com' })).body).toEqual({ result: 'deny', reason: 'unknown_user', methods: [] });
+    expect((await call(key, 'POST', '/v1/preauth', { username: 'nobody@contoso.com' })).body).toMatchObject({ result: 'deny', reason: 'unknown_user', methods: [] });
     expect(await t.admin('POST', '/v1/admin/applications?tenant=default', { name: 'VPN gateway' })).toEqual(error(409, 'CONFLICT', 'application VPN gateway already exists in tenant default'));
     expect(await t.admin('POST', '/v1/admin/applications?tenant=default', {})).toEqual(error(400, 'INVALID_INPUT', 'name: is required'));
   });

@@ -268,13 +268,13 @@ describe('state, lockout and block', () => {
     const blocked = await t.admin('POST', user('lock@contoso.com', '/block'));
     expect(blocked.status).toBe(200);
     expect(blocked.body).toMatchObject({ status: 'blocked', blocked_reason: 'admin', blocked_until: null });
-    expect((await t.api('POST', '/v1/preauth', { username: 'lock@contoso.com' })).body).toEqual({ result: 'deny', reason: 'blocked', methods: [] });
+    expect((await t.api('POST', '/v1/preauth', { username: 'lock@contoso.com' })).body).toMatchObject({ result: 'deny', reason: 'blocked', methods: [] });
     expect((await t.api('POST', '/v1/verify', { username: 'lock@contoso.com', code: '000000' })).body).toEqual({ result: 'denied', reason: 'blocked' });
 
     const unblocked = await t.admin('POST', user('lock@contoso.com', '/unblock'));
     expect(unblocked.status).toBe(200);
     expect(unblocked.body).toMatchObject({ status: 'active', blocked_reason: null, blocked_until: null });
-    expect((await t.api('POST', '/v1/preauth', { username: 'lock@contoso.com' })).body).toEqual({ result: 'enroll', reason: 'registration_required', methods: [] });
+    expect((await t.api('POST', '/v1/preauth', { username: 'lock@contoso.com' })).body).toMatchObject({ result: 'enroll', reason: 'registration_required', methods: [] });
     expect((await t.admin('POST', user('ghost@contoso.com', '/block'))).status).toBe(404);
   });
 });
@@ -619,7 +619,7 @@ describe('user methods', () => {
       status: 404,
       body: { error: { code: 'NOT_FOUND', message: `method ${methodId} not found` } },
     });
-    expect((await t.api('POST', '/v1/preauth', { username: 'methods@contoso.com' })).body).toEqual({ result: 'enroll', reason: 'registration_required', methods: [] });
+    expect((await t.api('POST', '/v1/preauth', { username: 'methods@contoso.com' })).body).toMatchObject({ result: 'enroll', reason: 'registration_required', methods: [] });
     expect((await t.admin('GET', user('ghost@contoso.com', '/methods'))).status).toBe(404);
   });
 

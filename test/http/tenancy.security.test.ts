@@ -74,7 +74,7 @@ describe('tenant B’s application against tenant A', () => {
   it('TEN-01: B’s application cannot preauth, verify or challenge A’s user, and its attempts do not count against her', async () => {
     const before = await aliceAsSeenByA();
     const code = totpAt(alice.secret, t.clock.ms());
-    expect(await as(appB, 'POST', '/v1/preauth', { username: 'alice@contoso.com' })).toEqual({ status: 200, body: { result: 'deny', reason: 'unknown_user', methods: [] } });
+    expect(await as(appB, 'POST', '/v1/preauth', { username: 'alice@contoso.com' })).toMatchObject({ status: 200, body: { result: 'deny', reason: 'unknown_user', methods: [] } });
     expect(await as(appB, 'POST', '/v1/verify', { username: 'alice@contoso.com', code })).toEqual({ status: 200, body: { result: 'denied', reason: 'invalid_code' } });
     for (let i = 0; i < 12; i++) {
       expect((await as(appB, 'POST', '/v1/verify', { username: 'alice@contoso.com', code: '000000' })).body).toEqual({ result: 'denied', reason: 'invalid_code' });
@@ -83,7 +83,7 @@ describe('tenant B’s application against tenant A', () => {
     expect(await as(appB, 'POST', '/v1/challenges', { username: 'alice@contoso.com', method: alice.methodId })).toEqual(notFound('user alice@contoso.com not found'));
     // Twelve failures through B did not lock Alice, nor consume her current code.
     expect(await aliceAsSeenByA()).toEqual(before);
-    expect((await t.api('POST', '/v1/preauth', { username: 'alice@contoso.com' })).body).toEqual({
+    expect((await t.api('POST', '/v1/preauth', { username: 'alice@contoso.com' })).body).toMatchObject({
       result: 'challenge',
       reason: 'mfa_required',
       methods: [{ id: alice.methodId, type: 'totp', label: 'Authenticator app', default: true }],
@@ -233,9 +233,9 @@ describe('the same username in two tenants', () => {
 
     // Locking out and blocking B's user leaves A's alone.
     for (let i = 0; i < 10; i++) await as(appB, 'POST', '/v1/verify', { username: 'same@shared.example', code: '000000' });
-    expect((await as(appB, 'POST', '/v1/preauth', { username: 'same@shared.example' })).body).toEqual({ result: 'deny', reason: 'locked_out', methods: [] });
+    expect((await as(appB, 'POST', '/v1/preauth', { username: 'same@shared.example' })).body).toMatchObject({ result: 'deny', reason: 'locked_out', methods: [] });
     expect((await as(adminB, 'POST', '/v1/admin/users/same@shared.example/block')).body.status).toBe('blocked');
-    expect((await t.api('POST', '/v1/preauth', { username: 'same@shared.example' })).body).toEqual({
+    expect((await t.api('POST', '/v1/preauth', { username: 'same@shared.example' })).body).toMatchObject({
       result: 'challenge',
       reason: 'mfa_required',
       methods: [{ id: inA.methodId, type: 'totp', label: 'Authenticator app', default: true }],

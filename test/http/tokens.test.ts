@@ -125,7 +125,7 @@ describe('Azure CSV import', () => {
     expect(code60).not.toBe(totpFromOathtool(secret60, t.clock.ms(), 30));
     expect(await verify('erin@contoso.com', code60)).toEqual({ result: 'approved', reason: 'approved' });
     const carolId = response.body.imported[0].id as string;
-    expect((await t.api('POST', '/v1/preauth', { username: 'carol@contoso.com' })).body).toEqual({
+    expect((await t.api('POST', '/v1/preauth', { username: 'carol@contoso.com' })).body).toMatchObject({
       result: 'challenge',
       reason: 'mfa_required',
       methods: [{ id: carolId, type: 'oath', label: 'Contoso HardwareKey', default: true }],

@@ -109,7 +109,7 @@ describe('TOTP enrollment', () => {
     expect(code).toBe(totpAt(secret, t.clock.ms()));
 
     expect((await t.api('POST', '/v1/verify', { username, code })).body).toEqual({ result: 'denied', reason: 'invalid_code' });
-    expect((await t.api('POST', '/v1/preauth', { username })).body).toEqual({ result: 'enroll', reason: 'registration_required', methods: [] });
+    expect((await t.api('POST', '/v1/preauth', { username })).body).toMatchObject({ result: 'enroll', reason: 'registration_required', methods: [] });
     const listed = await t.admin('GET', `/v1/admin/users/${username}/methods?tenant=default`);
     expect(listed.body.methods.map((m: { id: string; status: string }) => [m.id, m.status])).toEqual([[enrolled.body.method.id, 'pending']]);
   });
@@ -137,7 +137,7 @@ describe('TOTP enrollment', () => {
 
     // The activation code's step was consumed: the same code does not sign in (OTP-01).
     expect((await t.api('POST', '/v1/verify', { username, code })).body).toEqual({ result: 'denied', reason: 'invalid_code' });
-    expect((await t.api('POST', '/v1/preauth', { username })).body).toEqual({
+    expect((await t.api('POST', '/v1/preauth', { username })).body).toMatchObject({
       result: 'challenge',
       reason: 'mfa_required',
       methods: [{ id: methodId, type: 'totp', label: 'Authenticator app', default: true }],

@@ -394,14 +394,14 @@ describe('RL-01: lockout after consecutive failures; unlock; reset', () => {
     for (let i = 0; i < 100; i++) replies.push(await verify(tenant, user.username, wrong));
     expect(tally(replies)).toEqual({ '200 denied/invalid_code': 100 });
     expect(await verify(tenant, user.username, codeNow(user))).toEqual(LOCKED);
-    expect(await tenant.api('POST', '/v1/preauth', { username: user.username })).toEqual({ status: 200, body: { result: 'deny', reason: 'locked_out', methods: [] } });
+    expect(await tenant.api('POST', '/v1/preauth', { username: user.username })).toMatchObject({ status: 200, body: { result: 'deny', reason: 'locked_out', methods: [] } });
     // Still locked one second before the lockout ends (15 minutes by default)…
     t.clock.advance(15 * 60_000 - 1000);
     expect(await verify(tenant, user.username, codeNow(user))).toEqual(LOCKED);
     expect((await tenant.api('POST', '/v1/preauth', { username: user.username })).body.reason).toBe('locked_out');
     // …and free at its end: the correct code approves and the count reads 0.
     t.clock.advance(1000);
-    expect((await tenant.api('POST', '/v1/preauth', { username: user.username })).body).toEqual({
+    expect((await tenant.api('POST', '/v1/preauth', { username: user.username })).body).toMatchObject({
       result: 'challenge',
       reason: 'mfa_required',
       methods: [{ id: user.methodId, type: 'totp', label: 'Authenticator app', default: true }],

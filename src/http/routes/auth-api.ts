@@ -3,6 +3,7 @@ import { Type } from 'typebox';
 import { answerChallenge, createChallenge, getChallenge } from '../../flows/challenges.js';
 import { parseIp, preauth } from '../../flows/preauth.js';
 import { verifyCode } from '../../flows/verify-code.js';
+import { handOverChallenge, handOverVerification } from '../../flows/approvals.js';
 import type { Services } from '../../services.js';
 import { requireApplication } from '../auth.js';
 import { ErrorBody, IdParams } from '../schemas.js';
@@ -15,6 +16,7 @@ const Challenge = Type.Object({
   expires_at: Type.String(),
   number: Type.Optional(Type.Integer()),
   reason: Type.Optional(Type.String()),
+  remember_token: Type.Optional(Type.String({ description: 'once, with the first approved answer or read, when the tenant remembers MFA (remember_mfa_days): present it to preauth' })),
 });
 const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody, 409: ErrorBody, 429: ErrorBody };
 const tags = ['Auth API'];
@@ -44,6 +46,7 @@ export const authApiRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = 
             result: Type.String(),
             reason: Type.String(),
             methods: Type.Array(Type.Object({ id: Type.String(), type: Type.String(), label: Type.String(), default: Type.Boolean() })),
+            trace: Type.Array(Type.Object({ check: Type.String(), said: Type.String(), decided: Type.Optional(Type.Boolean()) }), { description: 'each check consulted, in order, and what it said' }),
           }),
           ...errors,
         },
@@ -104,7 +107,7 @@ export const authApiRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = 
       const { principal, tenant } = await context(request);
       const abort = new AbortController();
       request.raw.once('close', () => abort.abort());
-      return getChallenge(services, principal, tenant, request.params.id, request.query.wait ?? 0, abort.signal);
+      return handOverChallenge(services, principal, tenant, await getChallenge(services, principal, tenant, request.params.id, request.query.wait ?? 0, abort.signal));
     },
   );
 
@@ -122,7 +125,7 @@ export const authApiRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = 
     },
     async (request) => {
       const { principal, tenant } = await context(request);
-      return answerChallenge(services, principal, tenant, request.params.id, request.body);
+      return handOverChallenge(services, principal, tenant, await answerChallenge(services, principal, tenant, request.params.id, request.body));
     },
   );
 
@@ -134,13 +137,15 @@ export const authApiRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = 
         security,
         summary: 'Check a code from any of the user’s code methods (one shot)',
         body: Type.Object({ username: Type.String({ minLength: 1, maxLength: 256 }), code: Type.String({ minLength: 1, maxLength: 16 }), ip: Type.Optional(Type.String({ maxLength: 64 })) }, { additionalProperties: false }),
-        response: { 200: Type.Object({ result: Type.String(), reason: Type.String() }), ...errors },
+        response: { 200: Type.Object({ result: Type.String(), reason: Type.String(), remember_token: Type.Optional(Type.String()) }), ...errors },
       },
     },
     async (request) => {
       const { principal, tenant } = await context(request);
-      const outcome = await verifyCode(services, principal, tenant, { username: request.body.username, code: request.body.code, ip: parseIp(request.body.ip) });
-      return { result: outcome.result, reason: outcome.reason };
+      const ip = parseIp(request.body.ip);
+      const outcome = await verifyCode(services, principal, tenant, { username: request.body.username, code: request.body.code, ip });
+      if (outcome.result !== 'approved' || outcome.user === undefined) return { result: outcome.result, reason: outcome.reason };
+      return { result: outcome.result, reason: outcome.reason, ...(await handOverVerification(services, principal, tenant, outcome.user.id, ip ?? null)) };
     },
   );
 };
