@@ -11,6 +11,11 @@ import * as challengeApplication from './migrations/004-challenge-application.js
 import * as telephony from './migrations/005-telephony.js';
 import * as push from './migrations/006-push.js';
 import * as accessControls from './migrations/007-access-controls.js';
+import * as policies from './migrations/008-policies.js';
+import * as usage from './migrations/009-usage.js';
+import * as webhooks from './migrations/010-webhooks.js';
+import * as adminRoles from './migrations/011-admin-roles.js';
+import * as enrollment from './migrations/012-enrollment.js';
 import type { Database } from './schema.js';
 
 export type Dialect = 'sqlite' | 'postgres';
@@ -32,6 +37,11 @@ const MIGRATIONS: Record<string, Migration> = {
   '005-telephony': telephony,
   '006-push': push,
   '007-access-controls': accessControls,
+  '008-policies': policies,
+  '009-usage': usage,
+  '010-webhooks': webhooks,
+  '011-admin-roles': adminRoles,
+  '012-enrollment': enrollment,
 };
 
 /** The names of every migration, in order (what a fully migrated store lists once each). */

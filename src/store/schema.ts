@@ -1,4 +1,8 @@
 import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+import type { PolicyTables } from './schema-policies.js';
+import type { UsageTables } from './schema-usage.js';
+import type { WebhookTables } from './schema-webhooks.js';
+import type { EnrollmentTables } from './schema-enrollment.js';
 
 /** A nullable column added by a later migration: inserts may leave it out (it is then null). */
 type Later<T> = ColumnType<T | null, T | null | undefined, T | null>;
@@ -9,7 +13,7 @@ type Later<T> = ColumnType<T | null, T | null | undefined, T | null>;
  * One row per credential (`methods`); nothing here is a JSON column that queries look into
  * (`tenants.settings` and `audit_events.detail` are read and written whole).
  */
-export interface Database {
+export interface Database extends PolicyTables, UsageTables, WebhookTables, EnrollmentTables {
   tenants: TenantsTable;
   users: UsersTable;
   user_phones: UserPhonesTable;
