@@ -7,6 +7,8 @@ export const ERROR_STATUS = {
   INVALID_INPUT: 400,
   INVALID_FILE: 400,
   UNAUTHORIZED: 401,
+  /** A signed device request from an authenticator that is not (or no longer) activated: removed by an administrator. */
+  DEVICE_UNKNOWN: 401,
   FORBIDDEN: 403,
   NOT_FOUND: 404,
   CONFLICT: 409,

@@ -141,6 +141,21 @@ export async function activateMethod(services: Services, principal: Principal, t
     await services.audit({ tenantId: tenant.id, actor: actorOf(principal), action: 'method.activation_failed', target: user.id, detail: { method: method.id } });
     throw new CountersignError('INVALID_INPUT', 'code: is not the current code of this authenticator');
   }
+  return markActive(services, principal, tenant, user, method, now);
+}
+
+/**
+ * Activates a pending method without a first code, for a secret that goes straight to a device
+ * which has just proved it holds its key (the authenticator's TOTP). No time step is spent, so
+ * the code the device shows at once is accepted at the first sign-in.
+ */
+export async function activateDeliveredMethod(services: Services, principal: Principal, tenant: TenantRow, user: UserRow, methodId: string): Promise<MethodView> {
+  const method = await findMethod(services, user, methodId);
+  if (method.status === 'active') throw new CountersignError('CONFLICT', 'the method is already active');
+  return markActive(services, principal, tenant, user, method, services.clock().getTime());
+}
+
+async function markActive(services: Services, principal: Principal, tenant: TenantRow, user: UserRow, method: Awaited<ReturnType<typeof findMethod>>, now: number): Promise<MethodView> {
   const hasDefault = await services.db.selectFrom('methods').select('id').where('user_id', '=', user.id).where('is_default', '=', 1).executeTakeFirst();
   await services.db
     .updateTable('methods')

@@ -1,6 +1,4 @@
 import { createHash, createPublicKey, randomUUID, verify as verifySignature, type KeyObject } from 'node:crypto';
-import { Secret } from 'otpauth';
-import { generateOtp, timeStep } from '../core/otp/generate-otp.js';
 import { CountersignError, invalidInput, notFound } from '../core/errors.js';
 import { deviceRequestMessage, PUSH_DECISIONS, pushAnswerMessage, SIGNATURE_WINDOW_MS } from '../core/push-signature.js';
 import { actorOf, type Principal, type Services } from '../services.js';
@@ -9,7 +7,7 @@ import { takeFromWindow } from '../store/rate-windows.js';
 import type { ChallengeRow, TenantRow, UserRow } from '../store/schema.js';
 import { decideChallenge, isOpen, OPEN_STATUSES } from './challenge-state.js';
 import { reportFraud } from './fraud.js';
-import { activateMethod, enrollTotp } from './methods.js';
+import { activateDeliveredMethod, enrollTotp } from './methods.js';
 import { verifyPin } from './pins.js';
 import { tenantSettings } from './tenants.js';
 
@@ -122,7 +120,8 @@ export async function activateDevice(services: Services, input: { code?: unknown
 
 /**
  * The TOTP method an authenticator carries: enrolled and activated at once — its secret goes
- * straight to a device that just proved it holds its key, so no first code is needed from a person.
+ * straight to a device that just proved it holds its key, so no first code is needed from a person
+ * and no time step is spent: the code the device shows right away signs in.
  */
 async function enrollDeviceTotp(services: Services, tenantId: string, userId: string, deviceName: string): Promise<NonNullable<ActivatedDevice['totp']>> {
   const tenant = await services.db.selectFrom('tenants').selectAll().where('id', '=', tenantId).executeTakeFirstOrThrow();
@@ -130,8 +129,7 @@ async function enrollDeviceTotp(services: Services, tenantId: string, userId: st
   const system: Principal = { kind: 'system' };
   const enrollment = await enrollTotp(services, system, tenant, user, { label: `Countersign Authenticator (${deviceName.slice(0, 30)})` });
   const { algorithm, digits, period } = { algorithm: 'SHA1' as const, digits: 6, period: 30 };
-  const code = generateOtp(Secret.fromBase32(enrollment.secret).bytes, timeStep(services.clock().getTime(), period), { algorithm, digits });
-  await activateMethod(services, system, tenant, user, enrollment.method.id, code);
+  await activateDeliveredMethod(services, system, tenant, user, enrollment.method.id);
   return { secret: enrollment.secret, uri: enrollment.uri, algorithm, digits, period };
 }
 
@@ -240,6 +238,8 @@ export async function authenticateDevice(services: Services, header: string | un
   const [id, stamp, signature] = parts;
   const timestamp = parts.length === 3 && /^\d{1,16}$/.test(stamp ?? '') ? Number(stamp) : NaN;
   const device = await loadDevice(services, id);
+  // Said plainly, so the authenticator can tell its user (device ids are random: this tells nobody anything new).
+  if (device === undefined && parts.length === 3) throw new CountersignError('DEVICE_UNKNOWN', 'this authenticator is not activated on this server: an administrator removed it, or it was never activated');
   if (device === undefined || !fresh(services, timestamp) || !signatureValid(device, deviceRequestMessage(device.id, method, path, timestamp), signature)) {
     throw new CountersignError('UNAUTHORIZED', 'authorization: send "Authorization: Device <device id>.<timestamp>.<signature>" signed by an activated authenticator, within 60 s of now');
   }
@@ -297,7 +297,7 @@ export interface PushAnswer {
 }
 
 /** A signed answer from an authenticator. */
-export async function answerPush(services: Services, challengeId: string, answer: PushAnswer): Promise<{ id: string; status: string }> {
+export async function answerPush(services: Services, challengeId: string, answer: PushAnswer): Promise<{ id: string; status: string; reason?: 'wrong_number' | 'wrong_pin' }> {
   const decision = PUSH_DECISIONS.find((d) => d === answer.decision);
   if (decision === undefined) throw invalidInput('decision', 'must be approve, deny or fraud');
   const number = answer.number ?? '';
@@ -330,11 +330,13 @@ export async function answerPush(services: Services, challengeId: string, answer
   if (matches && row.mode?.endsWith('+pin') === true) {
     const pin = answer.pin;
     if (typeof pin !== 'string' || !/^\d{4,16}$/.test(pin) || !(await verifyPin(services, row.user_id, pin))) {
-      return { id: row.id, status: await settlePush(services, tenant, row, false, 'wrong_pin') };
+      const status = await settlePush(services, tenant, row, false, 'wrong_pin');
+      return status === 'denied' ? { id: row.id, status, reason: 'wrong_pin' } : { id: row.id, status };
     }
   }
   const status = await settlePush(services, tenant, row, matches, 'wrong_number');
-  return { id: row.id, status };
+  // The request is over either way: the user may learn which of the two they mistyped.
+  return !matches && status === 'denied' ? { id: row.id, status, reason: 'wrong_number' } : { id: row.id, status };
 }
 
 /** Decides a push against the user's lockout, in one transaction with its audit record. */

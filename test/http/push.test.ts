@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateOtp, timeStep } from '../../src/core/otp/generate-otp.js';
 import { Secret } from 'otpauth';
-import { newKeyPair } from '../support/device.js';
+import { activateDevice, newKeyPair } from '../support/device.js';
 import { createTestApp, type TestApp } from '../support/harness.js';
 
 /** Push activation as an administrator sees it: devices, preauth, and an authenticator that carries a TOTP secret. */
@@ -30,7 +30,11 @@ describe('push activation and devices', () => {
     expect(user.body.mfa_state).toBe('enforced');
     const pre = await t.api('POST', '/v1/preauth', { username: 'carry@contoso.com' });
     expect(pre.body.methods.map((m: { type: string }) => m.type)).toEqual(['totp', 'push']);
-    // A code of the next step (the activation used the current one) verifies.
+    // The code the device shows right after activation signs in (activation spends no step) …
+    const now = generateOtp(Secret.fromBase32(body.totp.secret).bytes, timeStep(t.clock.ms(), 30), { algorithm: 'SHA1', digits: 6 });
+    expect((await t.api('POST', '/v1/verify', { username: 'carry@contoso.com', code: now })).body).toEqual({ result: 'approved', reason: 'approved' });
+    // … once, and so does the next step's.
+    expect((await t.api('POST', '/v1/verify', { username: 'carry@contoso.com', code: now })).body).toMatchObject({ result: 'denied' });
     t.clock.advance(30_000);
     const next = generateOtp(Secret.fromBase32(body.totp.secret).bytes, timeStep(t.clock.ms(), 30), { algorithm: 'SHA1', digits: 6 });
     expect((await t.api('POST', '/v1/verify', { username: 'carry@contoso.com', code: next })).body).toEqual({ result: 'approved', reason: 'approved' });
@@ -38,5 +42,19 @@ describe('push activation and devices', () => {
     expect(devices.body.devices).toMatchObject([{ id: body.device_id, name: 'Pixel', channel: 'poll' }]);
     expect((await t.admin('DELETE', `/v1/admin/users/carry@contoso.com/push/devices/${body.device_id}?tenant=default`)).status).toBe(204);
     expect((await t.api('POST', '/v1/challenges', { username: 'carry@contoso.com', method: 'push' })).status).toBe(404);
+  });
+
+  it('a removed authenticator is told so plainly (DEVICE_UNKNOWN), not how to sign a request', async () => {
+    expect((await t.admin('POST', '/v1/admin/users?tenant=default', { username: 'gone@contoso.com', mfa_state: 'enforced' })).status).toBe(201);
+    const device = await activateDevice(t, 'gone@contoso.com');
+    expect((await device.pending()).status).toBe(200);
+    expect((await t.admin('DELETE', `/v1/admin/users/gone@contoso.com/push/devices/${device.id}?tenant=default`)).status).toBe(204);
+    expect(await device.pending()).toEqual({
+      status: 401,
+      body: { error: { code: 'DEVICE_UNKNOWN', message: 'this authenticator is not activated on this server: an administrator removed it, or it was never activated' } },
+    });
+    // A malformed header still gets the instructions.
+    const bare = await t.app.inject({ method: 'GET', url: '/v1/authenticator/pending', headers: { authorization: 'Device nonsense' } });
+    expect(bare.json().error.code).toBe('UNAUTHORIZED');
   });
 });

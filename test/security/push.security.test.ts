@@ -31,7 +31,8 @@ describe('push approval security', () => {
     expect(first.body.number).toBeGreaterThanOrEqual(10);
     expect(first.body.number).toBeLessThanOrEqual(99);
     const wrong = String(first.body.number === 99 ? 10 : first.body.number + 1);
-    expect((await device.answer(first.body.id, 'approve', '')).body).toMatchObject({ status: 'denied' });
+    // The device is told which was wrong (the request is over either way).
+    expect((await device.answer(first.body.id, 'approve', '')).body).toEqual({ id: first.body.id, status: 'denied', reason: 'wrong_number' });
     expect(await status(first.body.id)).toMatchObject({ status: 'denied', reason: 'wrong_number' });
     const second = await push(username);
     expect((await device.answer(second.body.id, 'approve', wrong)).body.status).toBe('denied');
@@ -169,7 +170,7 @@ describe('push approval security', () => {
     try {
       const first = await push(username);
       expect((await device.pending()).body.requests[0]).toMatchObject({ id: first.body.id, number_required: true, pin_required: true });
-      expect((await device.answer(first.body.id, 'approve', String(first.body.number))).body.status).toBe('denied');
+      expect((await device.answer(first.body.id, 'approve', String(first.body.number))).body).toEqual({ id: first.body.id, status: 'denied', reason: 'wrong_pin' });
       expect(await status(first.body.id)).toMatchObject({ status: 'denied', reason: 'wrong_pin' });
       const user = await t.services.db.selectFrom('users').select('failed_count').where('username', '=', username).executeTakeFirstOrThrow();
       expect(Number(user.failed_count)).toBe(1);

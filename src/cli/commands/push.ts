@@ -30,7 +30,10 @@ export function registerPushCommands(program: Command): void {
       const started = await startActivation(services, CLI, tenant, user, { withTotp: options.withTotp === true });
       const url = options.url === undefined ? started.activation_url : started.activation_url.replace(/^.*(?=\/authenticator#activate=)/, options.url.replace(/\/+$/, ''));
       const qr = options.json === true ? '' : await QRCode.toString(url, { type: 'terminal', small: true });
-      print(options.json, { activation_url: url, expires_at: started.expires_at }, () => `${qr}\nactivation link for ${user.username} (single use, until ${started.expires_at}):\n${url}\n\nscan it with the authenticator, or run: countersign authenticator activate "${url}"`);
+      const local = /^https?:\/\/(localhost|127\.0\.0\.1|\[::1\])(:\d+)?\//.test(url)
+        ? `\n\nthis link points at ${new URL(url).host}, which only this computer reaches: for a phone, set public_url (COUNTERSIGN_PUBLIC_URL) to an https:// address the phone reaches, or pass --url`
+        : '';
+      print(options.json, { activation_url: url, expires_at: started.expires_at }, () => `${qr}\nactivation link for ${user.username} (single use, until ${started.expires_at}):\n${url}\n\nscan it with the authenticator, or run: countersign authenticator activate "${url}"${local}`);
     }),
   );
   addStoreOptions(push.command('devices <username>').description('the user’s activated authenticators').requiredOption('--tenant <tenant>', 'tenant id or name').option('--json', 'print JSON')).action(

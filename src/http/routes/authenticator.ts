@@ -1,7 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { activateDevice, answerPush, authenticateDevice, pendingForDevice, pushTopic } from '../../flows/push.js';
-import { CountersignError } from '../../core/errors.js';
 import type { Services } from '../../services.js';
 import { ErrorBody, IdParams, Nullable } from '../schemas.js';
 
@@ -133,7 +132,7 @@ export const authenticatorRoutes: FastifyPluginAsyncTypebox<{ services: Services
           },
           { additionalProperties: false },
         ),
-        response: { 200: Type.Object({ id: Type.String(), status: Type.String() }), ...errors },
+        response: { 200: Type.Object({ id: Type.String(), status: Type.String(), reason: Type.Optional(Type.Union([Type.Literal('wrong_number'), Type.Literal('wrong_pin')])) }), ...errors },
       },
     },
     async (request) => answerPush(services, request.params.id, request.body),
@@ -142,11 +141,7 @@ export const authenticatorRoutes: FastifyPluginAsyncTypebox<{ services: Services
   // What a browser needs to subscribe to Web Push for this server (applicationServerKey).
   app.get(
     '/v1/authenticator/web-push-key',
-    { schema: { tags, summary: 'The VAPID public key for Web Push subscriptions (404 when Web Push is not configured)', response: { 200: Type.Object({ public_key: Type.String() }), ...errors } } },
-    async () => {
-      const key = services.config.push.webPush?.publicKey;
-      if (key === undefined) throw new CountersignError('NOT_FOUND', 'Web Push is not configured on this server (push.web_push)');
-      return { public_key: key };
-    },
+    { schema: { tags, summary: 'The VAPID public key for Web Push subscriptions (null when Web Push is not configured)', response: { 200: Type.Object({ public_key: Nullable(Type.String()) }), ...errors } } },
+    () => ({ public_key: services.config.push.webPush?.publicKey ?? null }),
   );
 };

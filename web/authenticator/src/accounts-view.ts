@@ -17,7 +17,7 @@ function linkText(deviceId: string): string {
     case 'polling':
       return link.detail === undefined ? 'Checking for requests every few seconds' : `Checking every few seconds (${link.detail})`;
     case 'refused':
-      return `The server refused this authenticator: ${link.detail ?? 'no reason given'}`;
+      return link.detail ?? 'The server refused this authenticator.';
     default:
       return 'Connecting…';
   }

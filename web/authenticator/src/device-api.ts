@@ -71,7 +71,8 @@ export async function withClockRetry<T>(attempt: () => Promise<T>): Promise<T> {
   try {
     return await attempt();
   } catch (error) {
-    if (!isSignatureRefused(error)) throw error;
+    // A removed authenticator stays removed, whatever the clock.
+    if (!isSignatureRefused(error) || error.code === 'DEVICE_UNKNOWN') throw error;
     if (Math.abs(clockOffsetMs() - used) < 2000) throw explainRefusal(error);
     try {
       return await attempt();
@@ -79,6 +80,14 @@ export async function withClockRetry<T>(attempt: () => Promise<T>): Promise<T> {
       throw isSignatureRefused(again) ? explainRefusal(again) : again;
     }
   }
+}
+
+/** What a person is told when the server refuses this authenticator (no developer wording). */
+export function plainRefusal(error: ApiError): string {
+  if (error.code === 'DEVICE_UNKNOWN') return 'This authenticator was removed from your account. Remove it here too; ask your administrator for a new activation link if you still need it.';
+  if (error.code === 'CLOCK_SKEW') return error.message;
+  if (error.status === 404) return 'The server no longer knows this account. Remove it here, and ask your administrator for a new activation link.';
+  return `The server refused this authenticator's signature (${error.message}). If it keeps happening, remove the account here and activate it again.`;
 }
 
 function explainRefusal(error: ApiError): ApiError {
@@ -157,11 +166,18 @@ export async function fetchPending(account: Account): Promise<PendingRequest[]> 
 }
 
 /** Answers a request, signed over the server's time (a refused stale signature is re-signed once with a corrected clock). */
-export function answer(account: Account, requestId: string, decision: PushDecision, number: string, pin: string | undefined): Promise<{ id: string; status: string }> {
+/** The server's word on an answer; `reason` says which was mistyped when it was denied. */
+export interface AnswerResult {
+  id: string;
+  status: string;
+  reason?: 'wrong_number' | 'wrong_pin';
+}
+
+export function answer(account: Account, requestId: string, decision: PushDecision, number: string, pin: string | undefined): Promise<AnswerResult> {
   return withClockRetry(async () => {
     const timestamp = serverNow();
     const signature = await signText(account.privateKey, pushAnswerMessage(requestId, decision, number, timestamp));
-    return call<{ id: string; status: string }>('POST', `/v1/authenticator/challenges/${encodeURIComponent(requestId)}/answer`, {
+    return call<AnswerResult>('POST', `/v1/authenticator/challenges/${encodeURIComponent(requestId)}/answer`, {
       body: { device_id: account.deviceId, decision, number, timestamp, signature, ...(pin === undefined ? {} : { pin }) },
     });
   });
@@ -170,7 +186,7 @@ export function answer(account: Account, requestId: string, decision: PushDecisi
 /** The server's VAPID key for Web Push, or null when it has no Web Push configured. */
 export async function webPushKey(): Promise<string | null> {
   try {
-    return (await call<{ public_key: string }>('GET', '/v1/authenticator/web-push-key')).public_key;
+    return (await call<{ public_key: string | null }>('GET', '/v1/authenticator/web-push-key')).public_key;
   } catch {
     return null;
   }

@@ -13,7 +13,7 @@
  * or a Web Push notice arrives.
  */
 import type { Account } from './accounts.js';
-import { ApiError, apiUrl, deviceAuthorization, fetchPending, isSignatureRefused, refusal, withClockRetry, type PendingRequest } from './device-api.js';
+import { ApiError, apiUrl, deviceAuthorization, fetchPending, isSignatureRefused, plainRefusal, refusal, withClockRetry, type PendingRequest } from './device-api.js';
 import { learnServerTime } from './server-clock.js';
 
 export type LinkState = 'connecting' | 'live' | 'polling' | 'refused';
@@ -198,7 +198,7 @@ export function watchAccount(account: Account, watcher: Watcher, signal: AbortSi
         } catch (error) {
           if (signal.aborted) return true;
           if (isSignatureRefused(error)) {
-            watcher.onState('refused', error.message);
+            watcher.onState('refused', plainRefusal(error));
             return false;
           }
           watcher.onState('polling', error instanceof Error ? error.message : undefined);
@@ -243,7 +243,7 @@ export function watchAccount(account: Account, watcher: Watcher, signal: AbortSi
         if (refusedByServer(error)) {
           // The server no longer accepts this device (removed by an administrator), or this
           // device's clock is far off even after correcting it: a retry would say the same.
-          watcher.onState('refused', error.message);
+          watcher.onState('refused', plainRefusal(error));
           return;
         }
         if (error instanceof ApiError && error.retryAfterMs !== undefined) {

@@ -6,7 +6,7 @@
  */
 import type { PushDecision } from '../../../src/core/push-signature.js';
 import { accountLabel, type Account } from './accounts.js';
-import { answer, ApiError, type PendingRequest } from './device-api.js';
+import { answer, ApiError, isSignatureRefused, plainRefusal, type AnswerResult, type PendingRequest } from './device-api.js';
 import { byId, h } from './dom.js';
 import { serverNow } from './server-clock.js';
 import { toast } from './toast.js';
@@ -99,10 +99,13 @@ export function tickRequests(): void {
   if (expired) renderRequests();
 }
 
-function outcome(decision: PushDecision, status: string): string {
+function outcome(decision: PushDecision, { status, reason }: AnswerResult): string {
   if (decision === 'fraud') return status === 'fraud' ? 'Reported as fraud: the sign-in was denied and your administrator was told.' : 'The sign-in was denied.';
   if (decision === 'deny') return 'The sign-in was denied.';
-  return status === 'approved' ? 'Approved. Go back to the sign-in.' : 'The sign-in was denied: the number or PIN did not match.';
+  if (status === 'approved') return 'Approved. Go back to the sign-in.';
+  if (reason === 'wrong_number') return 'The sign-in was denied: the number you typed was not the one on the sign-in screen.';
+  if (reason === 'wrong_pin') return 'The sign-in was denied: the PIN was not right.';
+  return 'The sign-in was denied.';
 }
 
 function requestCard({ account, request }: Shown): HTMLElement {
@@ -137,7 +140,7 @@ function requestCard({ account, request }: Shown): HTMLElement {
     status.textContent = 'Sending…';
     try {
       const result = await answer(account, request.id, decision, decision === 'approve' ? typed : '', decision === 'approve' && pin !== null ? pin.value : undefined);
-      finish(outcome(decision, result.status));
+      finish(outcome(decision, result));
     } catch (error) {
       delete card.dataset['answering'];
       for (const button of buttons) button.disabled = false;
@@ -145,7 +148,7 @@ function requestCard({ account, request }: Shown): HTMLElement {
         finish('That request was already answered or has expired.');
         return;
       }
-      status.textContent = error instanceof Error ? error.message : 'The answer could not be sent.';
+      status.textContent = isSignatureRefused(error) ? plainRefusal(error) : error instanceof Error ? error.message : 'The answer could not be sent.';
     }
   };
   const add = (button: HTMLButtonElement): HTMLButtonElement => {
@@ -155,7 +158,7 @@ function requestCard({ account, request }: Shown): HTMLElement {
   const fraudRow = h(
     'div',
     { class: 'confirm', hidden: true },
-    h('span', {}, 'Deny this sign-in and tell your administrator it was not you?'),
+    h('span', {}, 'Deny this sign-in and tell your administrator it was not you? For your protection your account may be blocked until your administrator unblocks it.'),
     add(h('button', { type: 'button', class: 'danger', onclick: () => void send('fraud') }, 'Report fraud')),
     add(h('button', { type: 'button', onclick: () => (fraudRow.hidden = true) }, 'Back')),
   );

@@ -1,4 +1,4 @@
-/** The one-line notice at the bottom of the screen (a polite live region), gone after 8 s. */
+/** The one-line notice at the bottom of the screen (a polite live region), gone after 8 s or when tapped. */
 import { byId } from './dom.js';
 
 let timer: ReturnType<typeof setTimeout> | undefined;
@@ -7,6 +7,7 @@ export function toast(message: string): void {
   const element = byId('toast');
   element.textContent = message;
   element.hidden = false;
+  element.onclick = () => (element.hidden = true);
   clearTimeout(timer);
   timer = setTimeout(() => (element.hidden = true), 8000);
 }
