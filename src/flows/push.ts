@@ -82,6 +82,27 @@ function parsePublicKey(value: unknown): KeyObject {
   }
 }
 
+/**
+ * What an activation link is for, without using it: the authenticator shows "Activate for
+ * erin@contoso.com (contoso)?" before the user names the device, and says at once when a link was
+ * already used or has expired. Knowing the code (≥ 128 bits) is what a device needs to activate,
+ * so this tells its holder nothing more than activating would.
+ */
+export async function previewActivation(services: Services, code: unknown): Promise<{ tenant: string; username: string; expires_at: string; with_totp: boolean }> {
+  if (typeof code !== 'string' || !/^[A-Za-z0-9_-]{16,64}$/.test(code)) throw invalidInput('code', 'must be the activation code of the link');
+  const row = await services.db
+    .selectFrom('push_activations')
+    .innerJoin('users', 'users.id', 'push_activations.user_id')
+    .innerJoin('tenants', 'tenants.id', 'push_activations.tenant_id')
+    .select(['users.username', 'tenants.name as tenant', 'push_activations.expires_at', 'push_activations.with_totp'])
+    .where('push_activations.code_hash', '=', sha256(code))
+    .where('push_activations.used_at', 'is', null)
+    .where('push_activations.expires_at', '>', services.clock().getTime())
+    .executeTakeFirst();
+  if (row === undefined) throw new CountersignError('NOT_FOUND', 'the activation code is unknown, already used or expired: ask for a new link');
+  return { tenant: row.tenant, username: row.username, expires_at: new Date(Number(row.expires_at)).toISOString(), with_totp: Number(row.with_totp) === 1 };
+}
+
 /** The authenticator's side of activation: the code is used once; the device is stored with its public key only. */
 export interface ActivatedDevice {
   device_id: string;

@@ -70,6 +70,8 @@ describe.skipIf(!CHROMIUM_AVAILABLE)('authenticator web app in Chromium', () => 
     await page.goto(url);
     await expect.poll(() => page.url()).toBe(`${base}/authenticator/${new URL(url).hash}`);
     await page.getByRole('heading', { name: 'Activate this authenticator' }).waitFor();
+    // The page names the account the link is for before anything is used.
+    await page.getByText(`For ${username} · ${tenant}`).waitFor();
     await page.getByLabel('Name of this device').fill(`Phone for ${tenant}`);
     await page.getByRole('button', { name: 'Activate' }).click();
     await page.getByText(`Activated for ${username} · ${tenant}`).waitFor();
@@ -80,6 +82,11 @@ describe.skipIf(!CHROMIUM_AVAILABLE)('authenticator web app in Chromium', () => 
   it('activates from the link, shows a push from the live stream, and approves it with the number: the waiting sign-in is approved', async () => {
     const url = await activationUrl('adele@contoso.com', 'default');
     await activateInPage(url, 'adele@contoso.com', 'default');
+    // Opened again, the used link says so at once, without a form that would fail.
+    await page.goto(url);
+    await page.getByText('This activation link was already used or has expired. Ask your administrator (or the sign-in portal) for a new one.').waitFor();
+    expect(await page.locator('#activate-form').isHidden()).toBe(true);
+    await page.goto(`${base}/authenticator/`);
     const account = page.locator('li.account', { hasText: 'adele@contoso.com' });
     await expect.poll(() => account.locator('.link').textContent(), soon).toBe('Receiving requests');
     const devices = await t.admin('GET', '/v1/admin/users/adele@contoso.com/push/devices?tenant=default');

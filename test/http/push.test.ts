@@ -20,8 +20,15 @@ describe('push activation and devices', () => {
     expect(started.status).toBe(201);
     expect(started.body.activation_url).toMatch(/^http:\/\/localhost:8080\/authenticator#activate=[A-Za-z0-9_-]{22}$/);
     const code = new URL(started.body.activation_url).hash.replace('#activate=', '');
+    // The link can be previewed (for whom, until when) without using it …
+    const preview = () => t.app.inject({ method: 'POST', url: '/v1/authenticator/activation', payload: { code } });
+    expect((await preview()).json()).toEqual({ tenant: 'default', username: 'carry@contoso.com', expires_at: started.body.expires_at, with_totp: true });
+    expect((await preview()).statusCode).toBe(200);
+    expect((await t.app.inject({ method: 'POST', url: '/v1/authenticator/activation', payload: { code: 'short' } })).json().error.message).toMatch(/^code: /);
     const activated = await t.app.inject({ method: 'POST', url: '/v1/authenticator/activate', payload: { code, public_key: newKeyPair().publicKey, name: 'Pixel' } });
     expect(activated.statusCode).toBe(201);
+    // … and once used, the preview says it is gone.
+    expect((await preview()).json()).toEqual({ error: { code: 'NOT_FOUND', message: 'the activation code is unknown, already used or expired: ask for a new link' } });
     const body = activated.json();
     expect(body).toMatchObject({ tenant: 'default', username: 'carry@contoso.com', totp: { algorithm: 'SHA1', digits: 6, period: 30 } });
     expect(body.totp.uri).toMatch(/^otpauth:\/\/totp\//);

@@ -1,6 +1,6 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { activateDevice, answerPush, authenticateDevice, pendingForDevice, pushTopic } from '../../flows/push.js';
+import { activateDevice, answerPush, authenticateDevice, pendingForDevice, previewActivation, pushTopic } from '../../flows/push.js';
 import type { Services } from '../../services.js';
 import { ErrorBody, IdParams, Nullable } from '../schemas.js';
 
@@ -21,6 +21,18 @@ export const authenticatorRoutes: FastifyPluginAsyncTypebox<{ services: Services
   app.addHook('preClose', async () => {
     for (const stream of streams) stream.abort();
   });
+  app.post(
+    '/v1/authenticator/activation',
+    {
+      schema: {
+        tags,
+        summary: 'What an activation link is for (tenant, user, expiry), without using it; 404 when it was used or has expired',
+        body: Type.Object({ code: Type.String({ maxLength: 64 }) }, { additionalProperties: false }),
+        response: { 200: Type.Object({ tenant: Type.String(), username: Type.String(), expires_at: Type.String(), with_totp: Type.Boolean() }), ...errors },
+      },
+    },
+    async (request) => previewActivation(services, request.body.code),
+  );
   app.post(
     '/v1/authenticator/activate',
     {

@@ -6,7 +6,7 @@
  * registers the public key with the server.
  */
 import { accountLabel, saveAccount, type Account } from './accounts.js';
-import { activate, ApiError, newKeyPair, webPushKey, type Activated } from './device-api.js';
+import { activate, ApiError, newKeyPair, previewActivation, webPushKey, type Activated } from './device-api.js';
 import { byId } from './dom.js';
 import { toast } from './toast.js';
 
@@ -66,14 +66,36 @@ function hideActivation(): void {
   byId('activation').hidden = true;
 }
 
-/** Shows the activation form for a code. */
+/**
+ * Shows the activation form for a code, naming the account it is for; a link that was already
+ * used or has expired says so at once instead of offering a form that would fail.
+ */
 async function showActivation(code: string): Promise<void> {
   activeCode = code;
   const section = byId('activation');
+  const form = byId('activate-form');
+  const status = byId('activation-status');
+  const account = byId('activation-account');
   section.hidden = false;
-  byId('activate-form').hidden = false;
-  byId('activation-status').textContent = '';
-  const button = byId<HTMLFormElement>('activate-form').querySelector<HTMLButtonElement>('button[type=submit]');
+  form.hidden = true;
+  account.textContent = '';
+  status.textContent = 'Checking the link…';
+  let preview: Awaited<ReturnType<typeof previewActivation>> | null = null;
+  try {
+    preview = await previewActivation(code);
+  } catch (error) {
+    if (activeCode !== code) return;
+    if (error instanceof ApiError && error.status === 404) {
+      status.textContent = 'This activation link was already used or has expired. Ask your administrator (or the sign-in portal) for a new one.';
+      return;
+    }
+    // Offline or a server that cannot say: offer the form; activating will tell.
+  }
+  if (activeCode !== code) return;
+  status.textContent = '';
+  if (preview !== null) account.textContent = `For ${preview.username} · ${preview.tenant}${preview.with_totp ? ', with offline codes' : ''}.`;
+  form.hidden = false;
+  const button = form.querySelector<HTMLButtonElement>('button[type=submit]');
   if (button !== null) button.disabled = false;
   byId<HTMLInputElement>('device-name').value = defaultDeviceName();
   byId('webpush-row').hidden = (await serverPushKey()) === null;
@@ -90,6 +112,7 @@ function showFromAddress(): void {
   activeCode = null;
   byId('activation').hidden = false;
   byId('activate-form').hidden = true;
+  byId('activation-account').textContent = '';
   byId('activation-status').textContent = 'This activation link is incomplete. Open the whole link or scan the QR code again.';
 }
 

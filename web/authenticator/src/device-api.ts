@@ -153,6 +153,11 @@ export interface Activated {
   totp?: TotpSecret & { uri: string };
 }
 
+/** What an activation link is for, without using it (a used or expired one is refused with 404). */
+export function previewActivation(code: string): Promise<{ tenant: string; username: string; expires_at: string; with_totp: boolean }> {
+  return call('POST', '/v1/authenticator/activation', { body: { code } });
+}
+
 export function activate(input: { code: string; publicKey: string; name: string; channel: 'poll' | 'webpush'; target?: string }): Promise<Activated> {
   return call<Activated>('POST', '/v1/authenticator/activate', {
     body: { code: input.code, public_key: input.publicKey, name: input.name, channel: input.channel, ...(input.target === undefined ? {} : { target: input.target }) },
