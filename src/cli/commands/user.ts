@@ -3,7 +3,10 @@ import { invalidInput } from '../../core/errors.js';
 import { deleteMethod, listMethods } from '../../flows/methods.js';
 import { clearPin, setPin } from '../../flows/pins.js';
 import { bulkSetStates, importUsers } from '../../flows/user-import.js';
-import { createUser, deleteUser, findUser, listUsers, setUserBlocked, setUserState, unlockUser, viewUser, type UserView } from '../../flows/users.js';
+import { forgetRememberedDevices } from '../../flows/remembered-devices.js';
+import { listBlockedUsers, unblockUser, unlockUser, type BlockedUserView } from '../../flows/user-blocks.js';
+import { createUser, deleteUser, findUser, listUsers, setUserBlocked, setUserState, viewUser, type UserView } from '../../flows/users.js';
+import { grantFromCli, grantOptions } from './bypass.js';
 import { readFirstLine } from '../stdin.js';
 import { addStoreOptions, CLI, print, readInputFile, tenantOf, withServices, type GlobalOptions } from '../context.js';
 
@@ -112,9 +115,9 @@ export function registerUserCommands(program: Command): void {
 
   for (const [name, description] of [
     ['delete', 'delete a user and their methods'],
-    ['unlock', 'clear a lockout and the failure counter'],
+    ['unlock', 'clear a lockout and the failure counter (fails when there is nothing to clear)'],
     ['block', 'block a user: every sign-in is denied'],
-    ['unblock', 'lift a block'],
+    ['unblock', 'lift a block by an administrator or after a fraud report (fails when the user is not blocked)'],
   ] as const) {
     tenantOption(user.command(`${name} <username>`).description(description).option('--json', 'print JSON')).action((username: string, options: Options) =>
       withServices(options, async (services) => {
@@ -125,11 +128,35 @@ export function registerUserCommands(program: Command): void {
           print(options.json, { deleted: row.username }, () => `deleted ${row.username}`);
           return;
         }
-        const view = name === 'unlock' ? await unlockUser(services, CLI, tenant, row) : await setUserBlocked(services, CLI, tenant, row, name === 'block');
+        const view =
+          name === 'unlock' ? await unlockUser(services, CLI, tenant, row) : name === 'unblock' ? await unblockUser(services, CLI, tenant, row) : await setUserBlocked(services, CLI, tenant, row, true);
         print(options.json, view, () => describe(view));
       }),
     );
   }
+
+  tenantOption(user.command('blocked').description('the blocked-users report: blocks (fraud, admin) and lockouts in force now').option('--json', 'print JSON')).action((options: Options) =>
+    withServices(options, async (services) => {
+      const list = await listBlockedUsers(services, await tenantOf(services, options.tenant));
+      const line = (b: BlockedUserView) => `${b.username}  ${b.kind}  reason=${b.reason}  since ${b.since ?? 'unknown'}  until ${b.until ?? 'unblocked by an administrator'}`;
+      print(options.json, list, () => list.map(line).join('\n') || '(no blocked or locked-out users)');
+    }),
+  );
+
+  tenantOption(user.command('forget-devices <username>').description('revoke all the user’s remembered devices: their remember tokens fail from the next sign-in').option('--json', 'print JSON')).action(
+    (username: string, options: Options) =>
+      withServices(options, async (services) => {
+        const tenant = await tenantOf(services, options.tenant);
+        const row = await findUser(services.db, tenant.id, username);
+        const revoked = await forgetRememberedDevices(services, CLI, tenant, row.id);
+        print(options.json, { revoked }, () => `revoked ${revoked} remembered device${revoked === 1 ? '' : 's'} of ${row.username}`);
+      }),
+  );
+
+  // The issue's spelling of `bypass grant`.
+  addStoreOptions(grantOptions(user.command('bypass <username>').description('grant a one-time bypass (the same as `bypass grant`)'))).action((username: string, options: Options & { reason?: string; seconds?: string }) =>
+    withServices(options, (services) => grantFromCli(services, options, username)),
+  );
 
   tenantOption(
     user

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { bulkSetStates, importUsers } from '../../flows/user-import.js';
-import { createUser, deleteUser, viewUser, listUsers, setUserBlocked, setUserState, unlockUser, updateUser } from '../../flows/users.js';
+import { createUser, deleteUser, viewUser, listUsers, setUserBlocked, setUserState, updateUser } from '../../flows/users.js';
 import { clearPin, setPin } from '../../flows/pins.js';
 import { confirmPhoneVerification, startPhoneVerification } from '../../flows/phone-verification.js';
 import type { Services } from '../../services.js';
@@ -182,16 +182,15 @@ export const adminUserRoutes: FastifyPluginAsyncTypebox<{ services: Services }> 
     },
   );
 
-  for (const action of ['unlock', 'block', 'unblock'] as const) {
-    app.post(
-      `/v1/admin/users/:user/${action}`,
-      { schema: { tags, security, summary: `${action[0]?.toUpperCase()}${action.slice(1)} a user`, params: UserParams, querystring: TenantQuery, response: { 200: User, ...errors } } },
-      async (request) => {
-        const { principal, tenant, user } = await adminUser(services, request, request.params.user);
-        return action === 'unlock' ? unlockUser(services, principal, tenant, user) : setUserBlocked(services, principal, tenant, user, action === 'block');
-      },
-    );
-  }
+  // Unlock and unblock (409 when there is nothing to clear) are in admin-access.ts.
+  app.post(
+    '/v1/admin/users/:user/block',
+    { schema: { tags, security, summary: 'Block a user: every sign-in is denied until unblocked', params: UserParams, querystring: TenantQuery, response: { 200: User, ...errors } } },
+    async (request) => {
+      const { principal, tenant, user } = await adminUser(services, request, request.params.user);
+      return setUserBlocked(services, principal, tenant, user, true);
+    },
+  );
 
   app.post(
     '/v1/admin/users/import',
