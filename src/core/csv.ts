@@ -121,3 +121,21 @@ class LineCounter {
 function isBlank(byte: number | undefined): boolean {
   return byte === 0x0d || byte === 0x0a || byte === 0x0c || byte === 0x20 || byte === 0x09;
 }
+
+/**
+ * One CSV cell (RFC 4180): quoted when it holds a comma, quote or line break, quotes doubled. A
+ * text cell that a spreadsheet would run as a formula (starting with = + - @, or a tab or
+ * carriage return before one) is prefixed with ' (OWASP "CSV injection"); numbers are written
+ * as they are, so a negative count stays a number.
+ */
+export function csvCell(value: string | number | boolean | null | undefined): string {
+  if (value === null || value === undefined) return '';
+  if (typeof value !== 'string') return String(value);
+  const safe = /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
+  return /[",\r\n]/.test(safe) ? `"${safe.replace(/"/g, '""')}"` : safe;
+}
+
+/** A CSV document: the header row, then one row per record, lines ended by CRLF (RFC 4180). */
+export function writeCsv(columns: readonly string[], rows: readonly (readonly (string | number | boolean | null | undefined)[])[]): string {
+  return [columns.map(csvCell), ...rows.map((row) => row.map(csvCell))].map((cells) => `${cells.join(',')}\r\n`).join('');
+}

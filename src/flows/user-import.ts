@@ -6,6 +6,7 @@ import { actorOf, type Principal, type Services } from '../services.js';
 import type { TenantRow, UserRow } from '../store/schema.js';
 import { writeTransaction } from '../store/write-transaction.js';
 import { tenantSettings } from './tenants.js';
+import { checkSeats } from './usage.js';
 
 /**
  * Bulk operations from CSV: importing users (`username,display name,email,phone,state`) and
@@ -141,6 +142,7 @@ export async function importUsers(services: Services, principal: Principal, tena
     target: tenant.id,
     detail: { created: report.created, updated: report.updated, refused: refused.length },
   });
+  await checkSeats(services, tenant.id);
   return report;
 }
 
@@ -197,5 +199,6 @@ export async function bulkSetStates(services: Services, principal: Principal, te
     stateChanges.map((c) => services.audit({ tenantId: tenant.id, actor: actorOf(principal), action: 'user.state_changed', target: c.id, detail: { from: c.from, to: c.to, via: 'bulk' } })),
   );
   await services.audit({ tenantId: tenant.id, actor: actorOf(principal), action: 'users.states_set', target: tenant.id, detail: { changed, refused: refused.length } });
+  await checkSeats(services, tenant.id);
   return { changed, refused };
 }

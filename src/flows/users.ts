@@ -17,6 +17,7 @@ import { actorOf, type Principal, type Services } from '../services.js';
 import type { Database, TenantRow, UserRow } from '../store/schema.js';
 import { denyOpenChallenges } from './challenge-state.js';
 import { tenantSettings } from './tenants.js';
+import { checkSeats } from './usage.js';
 
 /** The administrator's view of a user (the admin API shows phone numbers in full). */
 export interface UserView {
@@ -166,6 +167,7 @@ export async function createUser(services: Services, principal: Principal, tenan
     await replaceGroups(trx, tenant.id, row.id, groups);
   });
   await services.audit({ tenantId: tenant.id, actor: actorOf(principal), action: 'user.created', target: row.id, detail: { username, mfa_state: row.mfa_state } });
+  await checkSeats(services, tenant.id);
   return viewUser(services.db, row, services.clock().getTime());
 }
 
@@ -185,6 +187,7 @@ export async function updateUser(services: Services, principal: Principal, tenan
   });
   const fields = Object.keys(input).filter((k) => (input as Record<string, unknown>)[k] !== undefined);
   await services.audit({ tenantId: tenant.id, actor: actorOf(principal), action: 'user.updated', target: user.id, detail: { fields: fields.join(',') } });
+  if (change.mfa_state !== undefined) await checkSeats(services, tenant.id);
   return viewUser(services.db, await findUser(services.db, tenant.id, user.id), services.clock().getTime());
 }
 
@@ -193,12 +196,14 @@ export async function setUserState(services: Services, principal: Principal, ten
   const now = services.clock().getTime();
   await services.db.updateTable('users').set({ mfa_state: mfaState, updated_at: now }).where('id', '=', user.id).execute();
   await services.audit({ tenantId: tenant.id, actor: actorOf(principal), action: 'user.state_changed', target: user.id, detail: { from: user.mfa_state, to: mfaState } });
+  await checkSeats(services, tenant.id);
   return viewUser(services.db, { ...user, mfa_state: mfaState, updated_at: now }, now);
 }
 
 export async function deleteUser(services: Services, principal: Principal, tenant: TenantRow, user: UserRow): Promise<void> {
   await services.db.deleteFrom('users').where('id', '=', user.id).execute();
   await services.audit({ tenantId: tenant.id, actor: actorOf(principal), action: 'user.deleted', target: user.id, detail: { username: user.username } });
+  await checkSeats(services, tenant.id);
 }
 
 /** Clears a lockout and the failure counter (Azure: unblock after lockout). */
