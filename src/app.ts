@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import pino, { type Logger } from 'pino';
 import { NO_LOCATIONS, openGeoLocator } from './channels/geoip.js';
 import { createPushChannels } from './channels/push/push-channels.js';
+import { createEmailChannel } from './channels/email/email-channel.js';
 import { createTelephonyChannels } from './channels/telephony-channels.js';
 import type { Config } from './config.js';
 import { sql } from 'kysely';
@@ -60,6 +61,7 @@ export async function createServices(config: Config, options: AppOptions = {}): 
     const writes = createGroupCommit(store, keyring.auditKey, clock);
     const secrets = createSecretBox(db, keyring, clock);
     const pushChannels = createPushChannels(config.push);
+    const emailChannel = createEmailChannel(config.email, db, secrets, clock);
     // Several processes over one PostgreSQL wake each other's waiters (LISTEN/NOTIFY).
     const notifier =
       config.databaseUrl === undefined
@@ -74,11 +76,11 @@ export async function createServices(config: Config, options: AppOptions = {}): 
     return {
       config,
       // Closing the store stops the listener first.
-      store: { ...store, close: () => Promise.all([notifier.close(), pushChannels.close()]).then(() => store.close()) },
+      store: { ...store, close: () => Promise.all([notifier.close(), pushChannels.close(), emailChannel.close()]).then(() => store.close()) },
       db,
       keyring,
       secrets,
-      channels: { ...createTelephonyChannels(config, db, secrets, clock), push: pushChannels },
+      channels: { ...createTelephonyChannels(config, db, secrets, clock), push: pushChannels, email: emailChannel },
       geo,
       clock,
       random: options.random ?? randomBytes,

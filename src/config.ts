@@ -37,6 +37,24 @@ export interface Config {
   readonly push: PushConfig;
   /** Where IP addresses are placed on the map for push requests (a MaxMind DB file); unset = no locations. */
   readonly geoip: GeoIpConfig;
+  /** E-mail (fraud alerts, "MFA has been turned on"): an SMTP server, or the local outbox when none is set. */
+  readonly email: EmailConfig;
+  /** Which webhook endpoint URLs may be added and called. */
+  readonly webhooks: WebhooksConfig;
+}
+
+export interface EmailConfig {
+  /** smtp://user:pass@host:587 or smtps://…:465; undefined = e-mails go to the local outbox (`countersign outbox list`). Never logged. */
+  readonly smtpUrl: string | undefined;
+  /** The From address, e.g. `Countersign <mfa@contoso.com>`. */
+  readonly from: string;
+}
+
+export interface WebhooksConfig {
+  /** Allow http:// endpoints (tests, development); default false: https only. */
+  readonly allowHttp: boolean;
+  /** Allow endpoints on loopback, private and link-local addresses (tests, an internal receiver); default false (SSRF). */
+  readonly allowPrivate: boolean;
 }
 
 export interface GeoIpConfig {
@@ -150,6 +168,16 @@ const FILE_KEYS: Record<string, keyof Config> = {
   telephony: 'telephony',
   push: 'push',
   geoip: 'geoip',
+  email: 'email',
+  webhooks: 'webhooks',
+};
+
+/** E-mail and webhook settings from the environment: `<block>.<key>` in the file. */
+const EVENTS_ENV: Record<string, [keyof Config, string]> = {
+  COUNTERSIGN_SMTP_URL: ['email', 'smtp_url'],
+  COUNTERSIGN_EMAIL_FROM: ['email', 'from'],
+  COUNTERSIGN_WEBHOOKS_ALLOW_HTTP: ['webhooks', 'allow_http'],
+  COUNTERSIGN_WEBHOOKS_ALLOW_PRIVATE: ['webhooks', 'allow_private'],
 };
 
 /** Settings that were replaced: naming one is an error that says what to use instead, not a silent no-op. */
@@ -209,6 +237,10 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     const value = env[name];
     if (value !== undefined && value !== '') merged['geoip'] = setPath(isRecord(merged['geoip']) ? { ...merged['geoip'] } : {}, path.split('.'), value);
   }
+  for (const [name, [block, key]] of Object.entries(EVENTS_ENV)) {
+    const value = env[name];
+    if (value !== undefined && value !== '') merged[block] = { ...(isRecord(merged[block]) ? merged[block] : {}), [key]: value };
+  }
   for (const [key, value] of Object.entries(options.overrides ?? {})) {
     if (value !== undefined) merged[key] = value;
   }
@@ -227,6 +259,8 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     telephony: readTelephony(merged['telephony'], problems),
     push: readPush(merged['push'], problems),
     geoip: readGeoip(merged['geoip'], cwd, problems),
+    email: readEmail(merged['email'], problems),
+    webhooks: readWebhooks(merged['webhooks'], problems),
   };
   if (config.keys !== undefined && config.auditKey === undefined) {
     problems.push('audit_key: required when keys come from configuration (COUNTERSIGN_AUDIT_KEY, 32 bytes base64)');
@@ -546,4 +580,40 @@ function readGeoip(value: unknown, cwd: string, problems: string[]): GeoIpConfig
     return none;
   }
   return Object.freeze({ database: resolve(cwd, database) });
+}
+
+/** `email.smtp_url` (COUNTERSIGN_SMTP_URL) and `email.from` (COUNTERSIGN_EMAIL_FROM). */
+function readEmail(value: unknown, problems: string[]): EmailConfig {
+  const none: EmailConfig = { smtpUrl: undefined, from: 'Countersign <countersign@localhost>' };
+  if (value === undefined) return Object.freeze(none);
+  if (!isRecord(value)) {
+    problems.push('email: must be a mapping (smtp_url, from)');
+    return none;
+  }
+  for (const key of Object.keys(value)) if (key !== 'smtp_url' && key !== 'from') problems.push(`email: unknown setting "${key}"`);
+  const smtpUrl = readText(value, 'smtp_url', 'email.smtp_url (COUNTERSIGN_SMTP_URL)', problems, false);
+  // The URL may carry a password: the problem names the setting, never the value.
+  if (smtpUrl !== undefined && !/^smtps?:\/\/[^\s/]+/.test(smtpUrl)) problems.push('email.smtp_url (COUNTERSIGN_SMTP_URL): must be an smtp:// or smtps:// URL');
+  const from = readText(value, 'from', 'email.from (COUNTERSIGN_EMAIL_FROM)', problems, false) ?? none.from;
+  if (!/^[^\r\n<>]*<?[^\s@<>]+@[^\s@<>]+>?$/.test(from)) problems.push('email.from (COUNTERSIGN_EMAIL_FROM): must be an address such as mfa@contoso.com or "Contoso MFA <mfa@contoso.com>"');
+  return Object.freeze({ smtpUrl, from });
+}
+
+/** `webhooks.allow_http` and `webhooks.allow_private`: both false unless a test or a development setup says so. */
+function readWebhooks(value: unknown, problems: string[]): WebhooksConfig {
+  const none: WebhooksConfig = { allowHttp: false, allowPrivate: false };
+  if (value === undefined) return Object.freeze(none);
+  if (!isRecord(value)) {
+    problems.push('webhooks: must be a mapping (allow_http, allow_private)');
+    return none;
+  }
+  for (const key of Object.keys(value)) if (key !== 'allow_http' && key !== 'allow_private') problems.push(`webhooks: unknown setting "${key}"`);
+  const flag = (key: string): boolean => {
+    const flagValue = value[key];
+    if (flagValue === undefined || flagValue === false || flagValue === 'false') return false;
+    if (flagValue === true || flagValue === 'true') return true;
+    problems.push(`webhooks.${key}: must be true or false`);
+    return false;
+  };
+  return Object.freeze({ allowHttp: flag('allow_http'), allowPrivate: flag('allow_private') });
 }

@@ -5,12 +5,13 @@ import type { AuditEntry } from './store/audit-log.js';
 import type { Store } from './store/database.js';
 import type { GroupCommit } from './store/group-commit.js';
 import type { Keyring } from './store/keyring.js';
-import type { Database } from './store/schema.js';
+import type { AdminRole, Database } from './store/schema.js';
 import type { SecretBox } from './store/secret-box.js';
 import type { ChallengeNotifier } from './flows/challenge-notifier.js';
 import type { PushChannels } from './channels/push/push-channels.js';
 import type { GeoLocator } from './channels/geoip.js';
 import type { SmsChannel, VoiceChannel } from './channels/types.js';
+import type { EmailChannel } from './channels/email/types.js';
 
 /**
  * What flows are given by the composition root (app.ts): the store, the keys, a clock and a
@@ -27,8 +28,8 @@ export interface Services {
   readonly random: (bytes: number) => Buffer;
   readonly log: Logger;
   readonly notifier: ChallengeNotifier;
-  /** Where texts and calls go: the local outbox by default, or the configured provider. */
-  readonly channels: { readonly sms: SmsChannel; readonly voice: VoiceChannel | undefined; readonly push: PushChannels };
+  /** Where texts, calls and e-mail go: the local outbox by default, or the configured provider (e-mail: `email.smtp_url`). */
+  readonly channels: { readonly sms: SmsChannel; readonly voice: VoiceChannel | undefined; readonly push: PushChannels; readonly email: EmailChannel };
   /** Locations of IP addresses for push requests, from the GeoIP database (`geoip.database`); null everywhere without one. */
   readonly geo: GeoLocator;
   /** Short write transactions committed together with their audit records (group commit). */
@@ -38,7 +39,7 @@ export interface Services {
 
 /** Who is acting, for authorization and the audit log. */
 export type Principal =
-  | { readonly kind: 'admin'; readonly keyId: string; readonly tenantId: string | null }
+  | { readonly kind: 'admin'; readonly keyId: string; readonly tenantId: string | null; readonly role: AdminRole; readonly name: string }
   | { readonly kind: 'application'; readonly keyId: string; readonly applicationId: string; readonly tenantId: string }
   | { readonly kind: 'cli' }
   | { readonly kind: 'system' };

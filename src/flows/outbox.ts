@@ -12,7 +12,7 @@ import { recordTelephonyStatus } from './telephony.js';
  */
 export interface OutboxView {
   id: string;
-  kind: 'sms' | 'call';
+  kind: 'sms' | 'call' | 'email';
   to: string;
   text: string;
   status: string;
@@ -20,7 +20,7 @@ export interface OutboxView {
   created_at: string;
 }
 
-async function viewOf(services: Services, row: { id: string; kind: 'sms' | 'call'; to_number: string; text_sealed: string; key_id: string; status: string; challenge_id: string | null; created_at: number }): Promise<OutboxView> {
+async function viewOf(services: Services, row: { id: string; kind: 'sms' | 'call' | 'email'; to_number: string; text_sealed: string; key_id: string; status: string; challenge_id: string | null; created_at: number }): Promise<OutboxView> {
   const text = (await services.secrets.open(row.text_sealed, row.key_id, `outbox:${row.id}`)).toString('utf8');
   return { id: row.id, kind: row.kind, to: row.to_number, text, status: row.status, challenge_id: row.challenge_id, created_at: new Date(Number(row.created_at)).toISOString() };
 }
@@ -53,7 +53,7 @@ async function update(services: Services, id: string, status: string, text: stri
 export async function pressOutbox(services: Services, id: string, keys: unknown, tenantId?: string): Promise<OutboxView> {
   if (typeof keys !== 'string' || !/^[0-9*#]{0,21}$/.test(keys)) throw invalidInput('digits', 'must be keys of a phone: 0-9, * and #');
   const row = await load(services, id, tenantId);
-  if (row.kind !== 'call') throw new CountersignError('CONFLICT', `outbox message ${id} is a text: reply to it instead`);
+  if (row.kind !== 'call') throw new CountersignError('CONFLICT', row.kind === 'email' ? `outbox message ${id} is an e-mail: there is nothing to answer` : `outbox message ${id} is a text: reply to it instead`);
   if (row.status === 'completed') throw new CountersignError('CONFLICT', `the call ${id} has ended`);
   let transcript = (await viewOf(services, row)).text;
   if (row.status === 'ringing') {
@@ -77,7 +77,7 @@ export async function pressOutbox(services: Services, id: string, keys: unknown,
 export async function replyOutbox(services: Services, id: string, text: unknown, tenantId?: string): Promise<{ message: OutboxView; result: string }> {
   if (typeof text !== 'string' || text.trim() === '' || text.length > 160) throw invalidInput('text', 'must be 1–160 characters');
   const row = await load(services, id, tenantId);
-  if (row.kind !== 'sms') throw new CountersignError('CONFLICT', `outbox message ${id} is a call: press keys instead`);
+  if (row.kind !== 'sms') throw new CountersignError('CONFLICT', row.kind === 'email' ? `outbox message ${id} is an e-mail: there is nothing to answer` : `outbox message ${id} is a call: press keys instead`);
   // The phone replies to this text: it answers this text's challenge only, never another tenant's.
   const result = await inboundText(services, row.to_number, text, { challengeId: row.challenge_id });
   await services.db.updateTable('outbox').set({ status: 'replied', updated_at: services.clock().getTime() }).where('id', '=', id).execute();

@@ -26,6 +26,41 @@ export interface GroupCommit {
   run<T>(work: (db: Kysely<Database>, record: (entry: AuditEntry) => void) => Promise<T>): Promise<T>;
   /** Appends one audit record; settles when it is committed. */
   audit(entry: AuditEntry): Promise<void>;
+  /**
+   * Calls `listener` with the audit records of every commit, after the commit and outside it (on
+   * a later turn of the event loop), so a subscriber never slows or fails a write. In-process
+   * only and not durable: a subscriber that must not miss an event (flows/events.ts) treats the
+   * call as a wake-up and reads the committed records from `audit_events` by seq. Returns the
+   * unsubscribe function.
+   */
+  subscribe(listener: CommitListener): () => void;
+}
+
+/** Told of the audit records one commit stored (in this process). */
+export type CommitListener = (records: readonly PendingAudit[]) => void;
+
+/** Hands committed records to listeners without touching the commit: one size check when nobody listens. */
+function commitListeners() {
+  const listeners = new Set<CommitListener>();
+  return {
+    subscribe: (listener: CommitListener): (() => void) => {
+      listeners.add(listener);
+      return () => listeners.delete(listener);
+    },
+    listening: (): boolean => listeners.size > 0,
+    committed(records: readonly PendingAudit[]): void {
+      if (listeners.size === 0 || records.length === 0) return;
+      setImmediate(() => {
+        for (const listener of listeners) {
+          try {
+            listener(records);
+          } catch {
+            // A subscriber's failure is its own; the write was committed.
+          }
+        }
+      });
+    },
+  };
 }
 
 export function createGroupCommit(store: Store, auditKey: Buffer, clock: () => Date): GroupCommit {
@@ -34,15 +69,22 @@ export function createGroupCommit(store: Store, auditKey: Buffer, clock: () => D
 
 function separateCommits(db: Kysely<Database>, auditKey: Buffer, clock: () => Date): GroupCommit {
   const appendAudit = createAuditWriter(db, auditKey);
+  const listeners = commitListeners();
   return {
     async run(work) {
       const records: AuditEntry[] = [];
       const result = await db.transaction().execute((trx) => work(trx, (entry) => records.push(entry)));
       const now = clock();
       await Promise.all(records.map((entry) => appendAudit(entry, now)));
+      if (listeners.listening()) listeners.committed(records.map((entry) => ({ entry, at: now.getTime() })));
       return result;
     },
-    audit: (entry) => appendAudit(entry, clock()),
+    audit: async (entry) => {
+      const now = clock();
+      await appendAudit(entry, now);
+      listeners.committed([{ entry, at: now.getTime() }]);
+    },
+    subscribe: listeners.subscribe,
   };
 }
 
@@ -69,6 +111,7 @@ const ROLLBACK_JOB = statement('rollback to job');
 function sqliteGroupCommit(db: Kysely<Database>, auditKey: Buffer, clock: () => Date): GroupCommit {
   let queue: Job[] = [];
   let scheduled = false;
+  const listeners = commitListeners();
 
   async function flush(): Promise<void> {
     scheduled = false;
@@ -99,6 +142,7 @@ function sqliteGroupCommit(db: Kysely<Database>, auditKey: Buffer, clock: () => 
       if (job.failed) job.reject(job.error);
       else job.resolve(job.result);
     }
+    if (listeners.listening()) listeners.committed(jobs.flatMap((job) => (job.failed ? [] : job.audit)));
   }
 
   async function runJob(conn: Kysely<Database>, job: Job): Promise<void> {
@@ -135,5 +179,6 @@ function sqliteGroupCommit(db: Kysely<Database>, auditKey: Buffer, clock: () => 
     audit: async (entry) => {
       await enqueue({ work: undefined, audit: [{ entry, at: clock().getTime() }] });
     },
+    subscribe: listeners.subscribe,
   };
 }

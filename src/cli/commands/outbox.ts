@@ -14,7 +14,7 @@ type Options = GlobalOptions & { json?: boolean; tenant?: string; limit?: string
 /** A message as the CLI prints it in JSON: the outbox view without `created_at`, in this key order. */
 interface OutboxMessage {
   id: string;
-  kind: 'sms' | 'call';
+  kind: 'sms' | 'call' | 'email';
   to: string;
   text: string;
   status: string;

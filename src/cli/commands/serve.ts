@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { createServices } from '../../app.js';
 import { bootstrapFirstAdmin } from '../../flows/api-keys.js';
+import { startEventDispatcher } from '../../flows/events.js';
 import { addStoreOptions, configFrom, type GlobalOptions } from '../context.js';
 
 interface ServeOptions extends GlobalOptions {
@@ -23,6 +24,8 @@ export function registerServeCommand(program: Command): void {
     const { buildServer } = await import('../../http/server.js');
     const app = await buildServer(services);
     const address = await app.listen({ port: config.port, host: config.host });
+    // Webhooks and e-mail: events handed out after each commit (flows/events.ts).
+    const dispatcher = startEventDispatcher(services);
     const port = new URL(address).port;
     const local = `http://localhost:${port}`;
     const where = config.host === '0.0.0.0' || config.host === '::' ? `http://${config.host}:${port} (all interfaces)` : address;
@@ -51,6 +54,7 @@ export function registerServeCommand(program: Command): void {
         process.off('SIGTERM', stop);
         void app
           .close()
+          .then(() => dispatcher.stop())
           .then(() => services.store.close())
           .finally(resolve);
       };

@@ -13,7 +13,7 @@ import { ErrorBody, IdParams, Nullable } from '../schemas.js';
  */
 const Message = Type.Object({
   id: Type.String(),
-  kind: Type.Union([Type.Literal('sms'), Type.Literal('call')]),
+  kind: Type.Union([Type.Literal('sms'), Type.Literal('call'), Type.Literal('email')]),
   to: Type.String(),
   text: Type.String(),
   status: Type.String(),
