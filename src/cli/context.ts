@@ -4,7 +4,8 @@ import { createLogger, createServices } from '../app.js';
 import { loadConfig, type Config } from '../config.js';
 import { CountersignError } from '../core/errors.js';
 import { findTenant } from '../flows/tenants.js';
-import type { Principal, Services } from '../services.js';
+import { parseReason, runAsActor, withActorDetail } from '../flows/actor-context.js';
+import { actorOf, type Principal, type Services } from '../services.js';
 import type { TenantRow } from '../store/schema.js';
 
 /** The CLI acts as itself in the audit log. */
@@ -14,14 +15,22 @@ export interface GlobalOptions {
   dataDir?: string;
   databaseUrl?: string;
   config?: string;
+  /** Why the administrator runs the command: recorded on its audit records (`actor_reason`). */
+  reason?: string;
 }
 
-/** Options every command accepts, so a CLI and a running server can share one store. */
+/**
+ * Options every command accepts, so a CLI and a running server can share one store. A command
+ * that declares its own `--reason` (a bypass's, a pre-registration's) keeps it: that reason is
+ * also the why recorded on its audit records.
+ */
 export function addStoreOptions(command: Command): Command {
-  return command
+  command
     .option('--data-dir <dir>', 'data directory (default ./data, or COUNTERSIGN_DATA_DIR)')
     .option('--database-url <url>', 'postgres://… to use PostgreSQL (or COUNTERSIGN_DATABASE_URL)')
     .option('--config <file>', 'configuration file (default ./countersign.yaml if present)');
+  if (!command.options.some((option) => option.long === '--reason')) command.option('--reason <text>', 'why (at most 500 characters): recorded on the audit records of this command');
+  return command;
 }
 
 export function configFrom(options: GlobalOptions, overrides: Partial<Record<keyof Config, unknown>> = {}): Config {
@@ -33,15 +42,18 @@ export function configFrom(options: GlobalOptions, overrides: Partial<Record<key
 
 /**
  * Opens the store for one command, runs it, and always closes the store again. Without the
- * GeoIP database: no command shows a location (only the server, `serve`, opens it).
+ * GeoIP database: no command shows a location (only the server, `serve`, opens it). The
+ * command's audit records (actor `cli`) carry `--reason`, checked before anything is opened.
  */
 export async function withServices<T>(options: GlobalOptions, run: (services: Services) => Promise<T>): Promise<T> {
+  const reason = parseReason('--reason', options.reason);
   const config = configFrom(options);
-  const services = await createServices(config, { logger: createLogger(config, process.stderr), geo: false });
+  const opened = await createServices(config, { logger: createLogger(config, process.stderr), geo: false });
+  const services = withActorDetail(opened);
   try {
-    return await run(services);
+    return reason === undefined ? await run(services) : await runAsActor({ actor: actorOf(CLI), detail: { actor_reason: reason } }, () => run(services));
   } finally {
-    await services.store.close();
+    await opened.store.close();
   }
 }
 

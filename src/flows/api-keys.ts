@@ -3,7 +3,7 @@ import { sql, type Selectable } from 'kysely';
 import { CountersignError, invalidInput, notFound } from '../core/errors.js';
 import { actorOf, type Principal, type Services } from '../services.js';
 import { preparedQuery } from '../store/prepared-query.js';
-import type { ApiKeyKind, ApplicationsTable, TenantRow } from '../store/schema.js';
+import type { AdminRole, ApiKeyKind, ApplicationsTable, TenantRow } from '../store/schema.js';
 import { createTenant, DEFAULT_TENANT_NAME } from './tenants.js';
 
 /**
@@ -26,18 +26,61 @@ export interface CreatedKey {
   api_key: string;
 }
 
-export async function createAdminKey(services: Services, principal: Principal, tenantId: string | null, name: string): Promise<CreatedKey> {
-  if (principal.kind === 'application') throw new CountersignError('FORBIDDEN', 'applications cannot create administrator keys');
+/**
+ * Administrator roles, least power first (Azure's built-in roles): a `reader` reads, never a
+ * secret; an `authentication_admin` manages users and their methods; a `global_admin` does
+ * everything (in its tenant, or everywhere for a key of every tenant). Which routes need which
+ * role is decided in one table: src/http/admin-roles.ts.
+ */
+export const ADMIN_ROLES: readonly AdminRole[] = ['reader', 'authentication_admin', 'global_admin'];
+
+/**
+ * The role of a new key when none is given. `global_admin`, because before roles every key
+ * could do everything: a script or client that creates a key without a role keeps getting a key
+ * that does what it did. Least privilege is one option away (`role`, `--role`), and only a
+ * `global_admin` can create keys at all, so the default never exceeds the creator's power.
+ */
+export const DEFAULT_ADMIN_ROLE: AdminRole = 'global_admin';
+
+/** Whether a key of role `held` may do what needs role `needed`. */
+export function roleAllows(held: AdminRole, needed: AdminRole): boolean {
+  return ADMIN_ROLES.indexOf(held) >= ADMIN_ROLES.indexOf(needed);
+}
+
+export function isAdminRole(value: unknown): value is AdminRole {
+  return typeof value === 'string' && (ADMIN_ROLES as readonly string[]).includes(value);
+}
+
+/** The principal may manage administrator keys: not an application, and an admin key only as global_admin. */
+function requireKeyManager(principal: Principal, doing: string): void {
+  if (principal.kind === 'application') throw new CountersignError('FORBIDDEN', `applications cannot ${doing} administrator keys`);
+  if (principal.kind === 'admin' && principal.role !== 'global_admin') {
+    throw new CountersignError('FORBIDDEN', `this needs the global_admin role; this key is ${principal.role === 'reader' ? 'a reader' : `an ${principal.role}`}`);
+  }
+}
+
+/**
+ * Creates an administrator key. A key never creates a key with more power than its own: only a
+ * global_admin creates keys (so no role is above it), and a tenant's key only for its tenant.
+ * The answer stays `{id, api_key}` as before roles (clients compare it whole); the role is in
+ * the list.
+ */
+export async function createAdminKey(services: Services, principal: Principal, tenantId: string | null, name: string, role: string = DEFAULT_ADMIN_ROLE): Promise<CreatedKey> {
+  requireKeyManager(principal, 'create');
+  if (typeof name !== 'string' || name.trim() === '' || name.length > 100) throw invalidInput('name', 'must be 1–100 characters');
+  if (!isAdminRole(role)) throw invalidInput('role', `must be one of ${ADMIN_ROLES.join(', ')}`);
   if (principal.kind === 'admin' && principal.tenantId !== null && principal.tenantId !== tenantId) {
     throw new CountersignError('FORBIDDEN', 'a tenant administrator key can only create keys for its own tenant');
   }
   const id = randomUUID();
   const apiKey = newKey(services, 'admin');
-  await services.db
-    .insertInto('api_keys')
-    .values({ id, kind: 'admin', tenant_id: tenantId, application_id: null, name, key_hash: hashApiKey(apiKey), created_at: services.clock().getTime(), revoked_at: null })
-    .execute();
-  await services.audit({ tenantId, actor: actorOf(principal), action: 'admin_key.created', target: id, detail: { name } });
+  await services.writes.run(async (db, record) => {
+    await db
+      .insertInto('api_keys')
+      .values({ id, kind: 'admin', tenant_id: tenantId, application_id: null, name, key_hash: hashApiKey(apiKey), created_at: services.clock().getTime(), revoked_at: null, role })
+      .execute();
+    record({ tenantId, actor: actorOf(principal), action: 'admin_key.created', target: id, detail: { name, role, tenant: tenantId } });
+  });
   return { id, api_key: apiKey };
 }
 
@@ -94,6 +137,7 @@ export interface AdminKeyView {
   name: string;
   /** The tenant the key is limited to, or null for a key of every tenant. */
   tenant: string | null;
+  role: AdminRole;
   created_at: string;
   revoked_at: string | null;
 }
@@ -103,13 +147,14 @@ export async function listAdminKeys(services: Services, principal: Principal): P
   if (principal.kind === 'application') throw new CountersignError('FORBIDDEN', 'applications cannot list administrator keys');
   let query = services.db
     .selectFrom('api_keys')
-    .select(['id', 'name', 'tenant_id', 'created_at', 'revoked_at'])
+    .select(['id', 'name', 'tenant_id', 'role', 'created_at', 'revoked_at'])
     .where('kind', '=', 'admin')
     .orderBy('created_at')
     .orderBy('id');
   if (principal.kind === 'admin' && principal.tenantId !== null) query = query.where('tenant_id', '=', principal.tenantId);
   const rows = await query.execute();
-  return rows.map((r) => ({ id: r.id, name: r.name, tenant: r.tenant_id, created_at: iso(r.created_at) ?? '', revoked_at: iso(r.revoked_at) }));
+  // A key without a role cannot exist after migration 011; reading one as reader fails safe.
+  return rows.map((r) => ({ id: r.id, name: r.name, tenant: r.tenant_id, role: r.role ?? 'reader', created_at: iso(r.created_at) ?? '', revoked_at: iso(r.revoked_at) }));
 }
 
 /**
@@ -118,9 +163,9 @@ export async function listAdminKeys(services: Services, principal: Principal): P
  * locks themselves out; a tenant administrator can revoke its own tenant's keys only.
  */
 export async function revokeAdminKey(services: Services, principal: Principal, id: string): Promise<void> {
-  if (principal.kind === 'application') throw new CountersignError('FORBIDDEN', 'applications cannot revoke administrator keys');
+  requireKeyManager(principal, 'revoke');
   const scope = principal.kind === 'admin' ? principal.tenantId : null;
-  const key = await services.db.selectFrom('api_keys').select(['id', 'name', 'tenant_id', 'revoked_at']).where('id', '=', id).where('kind', '=', 'admin').executeTakeFirst();
+  const key = await services.db.selectFrom('api_keys').select(['id', 'name', 'tenant_id', 'role', 'revoked_at']).where('id', '=', id).where('kind', '=', 'admin').executeTakeFirst();
   // Nothing crosses tenants: another tenant's key is absent to a tenant administrator.
   if (key === undefined || (scope !== null && key.tenant_id !== null && key.tenant_id !== scope)) throw notFound(`administrator key ${id}`);
   if (scope !== null && key.tenant_id === null) throw new CountersignError('FORBIDDEN', 'a tenant administrator key cannot revoke keys for every tenant');
@@ -157,7 +202,7 @@ export async function revokeAdminKey(services: Services, principal: Principal, i
     throw new CountersignError('CONFLICT', `administrator key ${id} is the last active key for every tenant; create another (countersign admin-key create) before revoking it`);
   }
   if (outcome === 'already') throw new CountersignError('CONFLICT', `administrator key ${id} is already revoked`);
-  await services.audit({ tenantId: key.tenant_id, actor: actorOf(principal), action: 'admin_key.revoked', target: id, detail: { name: key.name } });
+  await services.audit({ tenantId: key.tenant_id, actor: actorOf(principal), action: 'admin_key.revoked', target: id, detail: { name: key.name, role: key.role } });
 }
 
 /** An application of the tenant by id or name (the id wins when a name looks like an id). */
@@ -263,7 +308,8 @@ export async function authenticateKey(services: Services, key: string): Promise<
     row.tenant_id === null || row.name === null || row.settings === null || row.created_at === null
       ? undefined
       : { id: row.tenant_id, name: row.name, settings: row.settings, created_at: row.created_at };
-  if (row.kind === 'admin') return { principal: { kind: 'admin', keyId: row.id, tenantId: row.tenant_id }, tenant };
+  // A role missing (impossible after migration 011) fails safe: the least power.
+  if (row.kind === 'admin') return { principal: { kind: 'admin', keyId: row.id, tenantId: row.tenant_id, role: row.role ?? 'reader', name: row.key_name }, tenant };
   if (row.application_id === null || tenant === undefined) return undefined;
   return { principal: { kind: 'application', keyId: row.id, applicationId: row.application_id, tenantId: tenant.id }, tenant };
 }
@@ -272,7 +318,18 @@ const keyWithTenant = preparedQuery((db, keyHash: string) =>
   db
     .selectFrom('api_keys')
     .leftJoin('tenants', 'tenants.id', 'api_keys.tenant_id')
-    .select(['api_keys.id', 'api_keys.kind', 'api_keys.tenant_id', 'api_keys.application_id', 'api_keys.revoked_at', 'tenants.name', 'tenants.settings', 'tenants.created_at'])
+    .select([
+      'api_keys.id',
+      'api_keys.kind',
+      'api_keys.tenant_id',
+      'api_keys.application_id',
+      'api_keys.revoked_at',
+      'api_keys.role',
+      'api_keys.name as key_name',
+      'tenants.name',
+      'tenants.settings',
+      'tenants.created_at',
+    ])
     .where('api_keys.key_hash', '=', keyHash),
 );
 
@@ -296,6 +353,6 @@ export async function bootstrapFirstAdmin(services: Services): Promise<{ tenant:
   }
   // If another node created a first key meanwhile, this one makes a second: both work, and
   // either can be revoked later (DELETE /v1/admin/admin-keys/{id}).
-  const key = await createAdminKey(services, system, null, 'first administrator');
+  const key = await createAdminKey(services, system, null, 'first administrator', 'global_admin');
   return { tenant: DEFAULT_TENANT_NAME, apiKey: key.api_key };
 }

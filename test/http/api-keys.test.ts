@@ -63,9 +63,9 @@ describe('administrator keys', () => {
     const secondAt = new Date(t.clock.ms()).toISOString();
     const listed = await t.admin('GET', '/v1/admin/admin-keys');
     expect(listed.status).toBe(200);
-    expect(listed.body.admin_keys).toContainEqual({ id: expect.stringMatching(UUID), name: 'first administrator', tenant: null, created_at: '2026-01-15T12:00:00.000Z', revoked_at: null });
-    expect(listed.body.admin_keys).toContainEqual({ id: second.id, name: 'list second', tenant: null, created_at: secondAt, revoked_at: null });
-    for (const row of listed.body.admin_keys) expect(Object.keys(row).sort()).toEqual(['created_at', 'id', 'name', 'revoked_at', 'tenant']);
+    expect(listed.body.admin_keys).toContainEqual({ id: expect.stringMatching(UUID), name: 'first administrator', tenant: null, role: 'global_admin', created_at: '2026-01-15T12:00:00.000Z', revoked_at: null });
+    expect(listed.body.admin_keys).toContainEqual({ id: second.id, name: 'list second', tenant: null, role: 'global_admin', created_at: secondAt, revoked_at: null });
+    for (const row of listed.body.admin_keys) expect(Object.keys(row).sort()).toEqual(['created_at', 'id', 'name', 'revoked_at', 'role', 'tenant']);
     expectNoSecret(listed.body);
   });
 
@@ -79,7 +79,7 @@ describe('administrator keys', () => {
     expect(await call(doomed.api_key, 'GET', '/v1/admin/tenants')).toEqual(REVOKED);
     expect(await t.admin('DELETE', `/v1/admin/admin-keys/${doomed.id}`)).toEqual(error(409, 'CONFLICT', `administrator key ${doomed.id} is already revoked`));
     const listed = (await t.admin('GET', '/v1/admin/admin-keys')).body.admin_keys;
-    expect(listed.find((k: { id: string }) => k.id === doomed.id)).toEqual({ id: doomed.id, name: 'doomed', tenant: null, created_at: doomedAt, revoked_at: revokedAt });
+    expect(listed.find((k: { id: string }) => k.id === doomed.id)).toEqual({ id: doomed.id, name: 'doomed', tenant: null, role: 'global_admin', created_at: doomedAt, revoked_at: revokedAt });
     expect(await t.admin('DELETE', '/v1/admin/admin-keys/00000000-0000-0000-0000-000000000000')).toEqual(
       error(404, 'NOT_FOUND', 'administrator key 00000000-0000-0000-0000-000000000000 not found'),
     );

@@ -1,9 +1,13 @@
 import type { Command } from 'commander';
+import { invalidInput } from '../../core/errors.js';
 import {
+  ADMIN_ROLES,
   createAdminKey,
   createApplication,
   createApplicationKey,
+  DEFAULT_ADMIN_ROLE,
   deleteApplication,
+  isAdminRole,
   listAdminKeys,
   listApplicationKeys,
   listApplications,
@@ -68,19 +72,32 @@ export function registerAppCommands(program: Command): void {
       }),
   );
 
-  const adminKey = program.command('admin-key').description('administrator API keys');
-  addStoreOptions(adminKey.command('create <name>').description('create an administrator key (every tenant, or only --tenant); shown once').option('--tenant <tenant>', 'limit the key to one tenant').option('--json', 'print JSON')).action(
-    (name: string, options: Options) =>
-      withServices(options, async (services) => {
-        const tenant = options.tenant === undefined ? null : await tenantOf(services, options.tenant);
-        const created = await createAdminKey(services, CLI, tenant?.id ?? null, name);
-        print(options.json, created, () => `created administrator key ${created.id}${tenant === null ? '' : ` for tenant ${tenant.name}`}\nAPI key (shown once): ${created.api_key}`);
-      }),
+  const adminKey = program.command('admin-key').description('administrator API keys and their roles');
+  addStoreOptions(
+    adminKey
+      .command('create <name>')
+      .description('create an administrator key (every tenant, or only --tenant) with a role; shown once')
+      .option('--tenant <tenant>', 'limit the key to one tenant')
+      .option('--role <role>', `${ADMIN_ROLES.join(' | ')} (default ${DEFAULT_ADMIN_ROLE}, what every key was before roles; give the least that suffices)`)
+      .option('--json', 'print JSON: {id, api_key}'),
+  ).action((name: string, options: Options & { role?: string }) =>
+    withServices(options, async (services) => {
+      // Checked before the tenant is looked up, so a typo in the role is named first.
+      if (options.role !== undefined && !isAdminRole(options.role)) throw invalidInput('--role', `must be one of ${ADMIN_ROLES.join(', ')}`);
+      const tenant = options.tenant === undefined ? null : await tenantOf(services, options.tenant);
+      const created = await createAdminKey(services, CLI, tenant?.id ?? null, name, options.role);
+      // The human text keeps its two lines (scripts read the key from the last one).
+      print(options.json, created, () => `created administrator key ${created.id}${tenant === null ? '' : ` for tenant ${tenant.name}`}\nAPI key (shown once): ${created.api_key}`);
+    }),
   );
-  addStoreOptions(adminKey.command('list').description('list administrator keys (never the keys themselves)').option('--json', 'print JSON')).action((options: Options) =>
+  addStoreOptions(adminKey.command('list').description('list administrator keys with their roles (never the keys themselves)').option('--json', 'print JSON')).action((options: Options) =>
     withServices(options, async (services) => {
       const keys = await listAdminKeys(services, CLI);
-      print(options.json, keys, () => keys.map((k) => `${k.id}  ${k.name}  ${k.tenant ?? '(every tenant)'}  created ${k.created_at}  ${revokedNote(k.revoked_at)}`).join('\n') || '(no administrator keys)');
+      print(
+        options.json,
+        keys,
+        () => keys.map((k) => `${k.id}  ${k.name}  ${k.tenant ?? '(every tenant)'}  ${k.role}  created ${k.created_at}  ${revokedNote(k.revoked_at)}`).join('\n') || '(no administrator keys)',
+      );
     }),
   );
   addStoreOptions(adminKey.command('revoke <id>').description('revoke an administrator key; the last active key for every tenant cannot be revoked')).action((id: string, options: Options) =>
