@@ -2,6 +2,7 @@ import { readFileSync, statSync } from 'node:fs';
 import type { Command } from 'commander';
 import { CountersignError, invalidInput } from '../../core/errors.js';
 import { AUDIO_TYPES, deleteGreeting, listGreetings, MAX_AUDIO_BYTES, PROMPT_KINDS, setGreeting, type GreetingInput, type GreetingView } from '../../flows/greetings.js';
+import { preregisterPhone } from '../../flows/enrollment.js';
 import { confirmPhoneVerification, startPhoneVerification } from '../../flows/phone-verification.js';
 import { listTelephonyLog, type TelephonyLogView } from '../../flows/telephony.js';
 import { findUser } from '../../flows/users.js';
@@ -10,7 +11,8 @@ import { addStoreOptions, CLI, print, tenantOf, withServices, type GlobalOptions
 /**
  * `countersign greeting …`, `countersign phone …` and `countersign telephony …`: the CLI beside
  * the phone admin APIs — a tenant's own call prompts (`/v1/admin/greetings`), proving a user's
- * phone number with a code (`/v1/admin/users/{user}/phones/{type}/verify`), and the telephony
+ * phone number with a code (`/v1/admin/users/{user}/phones/{type}/verify`) or pre-registering it
+ * without proof (`POST /v1/admin/users/{user}/phones`), and the telephony
  * log of texts and calls sent (`/v1/admin/telephony-log`, numbers masked). The same flows.
  */
 type Options = GlobalOptions & { json?: boolean; tenant?: string };
@@ -107,7 +109,7 @@ export function registerPhoneCommands(program: Command): void {
   );
 
   // --- phone: proving a user's number -----------------------------------------------------------
-  const phone = program.command('phone').description('prove a user’s phone number with a code (only verified numbers take sign-in texts and calls)');
+  const phone = program.command('phone').description('prove a user’s phone number with a code, or pre-register it (only verified numbers take sign-in texts and calls)');
   const typeOption = (c: Command): Command => c.option('--type <type>', 'mobile (a text), office or alternate (a call)', 'mobile');
 
   tenantOption(typeOption(phone.command('verify <username> <number>').description('send a code to a number (E.164, or national in the tenant country); it becomes the user’s number of that type, verified once the code is read back'))).action(
@@ -136,6 +138,21 @@ export function registerPhoneCommands(program: Command): void {
           process.exitCode = 1;
         }
       }),
+  );
+
+  tenantOption(
+    typeOption(
+      phone
+        .command('preregister <username> <number>')
+        .description('pre-register a number: it takes texts and calls at once, without proof by the user (audited with the reason; the user is told)')
+        .requiredOption('--reason <text>', 'why the number needs no proof, e.g. "confirmed in person, ticket 4711"'),
+    ),
+  ).action((username: string, number: string, options: Options & { type: string; reason: string }) =>
+    withServices(options, async (services) => {
+      const tenant = await tenantOf(services, options.tenant);
+      const result = await preregisterPhone(services, CLI, tenant, await findUser(services.db, tenant.id, username), { number, type: options.type, verified: true, reason: options.reason });
+      print(options.json, result, () => `${result.replaced ? 'replaced' : 'added'} the ${result.type} number ${result.number} of ${username}: pre-registered, usable for sign-in at once`);
+    }),
   );
 
   // --- telephony: the log of texts and calls ----------------------------------------------------
