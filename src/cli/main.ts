@@ -5,9 +5,13 @@ import { registerAppCommands } from './commands/app.js';
 import { registerAppPasswordCommands } from './commands/app-password.js';
 import { registerAuditCommands } from './commands/audit.js';
 import { registerAuthenticatorCommands } from './commands/authenticator.js';
+import { registerEnrollCommands } from './commands/enroll.js';
+import { registerBypassCommands } from './commands/bypass.js';
 import { registerKeyCommands } from './commands/keys.js';
 import { registerOutboxCommands } from './commands/outbox.js';
+import { registerPolicyCommands } from './commands/policy.js';
 import { registerPushCommands } from './commands/push.js';
+import { registerReportCommands } from './commands/report.js';
 import { registerPhoneCommands } from './commands/phone.js';
 import { registerServeCommand } from './commands/serve.js';
 import { registerSettingsCommands } from './commands/settings.js';
@@ -15,6 +19,7 @@ import { registerTenantCommands } from './commands/tenant.js';
 import { registerTokenCommands } from './commands/token.js';
 import { registerTotpCommands } from './commands/totp.js';
 import { registerUserCommands } from './commands/user.js';
+import { registerWebhookCommands } from './commands/webhook.js';
 
 /**
  * `countersign …`: the CLI of SPEC's table. Exit code 0 on success, 1 with a one-line error on
@@ -37,6 +42,7 @@ export function buildProgram(): Command {
   registerTenantCommands(program);
   registerAppCommands(program);
   registerUserCommands(program);
+  registerWebhookCommands(program);
   registerTotpCommands(program);
   registerTokenCommands(program);
   registerSettingsCommands(program);
@@ -44,9 +50,13 @@ export function buildProgram(): Command {
   registerAuditCommands(program);
   registerOutboxCommands(program);
   registerPushCommands(program);
+  registerReportCommands(program);
+  registerPolicyCommands(program);
   registerAppPasswordCommands(program);
   registerPhoneCommands(program);
   registerAuthenticatorCommands(program);
+  registerEnrollCommands(program);
+  registerBypassCommands(program);
   return program;
 }
 

@@ -48,6 +48,8 @@ export interface TenantSettings {
   readonly fraud_block_user: boolean;
   /** How long the fraud block lasts, in days (Azure: 90); 0 = until an administrator unblocks. */
   readonly fraud_block_days: number;
+  /** Azure fraud alert "addresses notified": who is e-mailed when a user reports fraud (at most 20). */
+  readonly fraud_notify_emails: string[];
   /** ISO 3166 countries texts and calls may go to; empty = any. */
   readonly phone_countries: string[];
   /** Texts and calls per destination number within the window (SECURITY.md OOB-07). */
@@ -80,6 +82,22 @@ export interface TenantSettings {
   readonly cache_seconds: number;
   /** MFA Server caching also requires the same client IP. */
   readonly cache_by_ip: boolean;
+  /** Licensed seats (Azure's per-enabled-user model): a warning is recorded when enabled users exceed it; null = no limit. */
+  readonly seats: number | null;
+  /**
+   * Azure "registration campaign": users whose only methods are texts and calls are nudged to
+   * register `method` (the authenticator: push or totp); "not now" snoozes them for
+   * `snooze_days` (0–14, Azure's range; 0 = nudged at every sign-in); members of
+   * `excluded_groups` are never nudged.
+   */
+  readonly registration_campaign: RegistrationCampaignSettings;
+}
+
+export interface RegistrationCampaignSettings {
+  readonly enabled: boolean;
+  readonly method: 'push' | 'totp';
+  readonly snooze_days: number;
+  readonly excluded_groups: string[];
 }
 
 export const DEFAULT_SETTINGS: TenantSettings = Object.freeze({
@@ -102,6 +120,7 @@ export const DEFAULT_SETTINGS: TenantSettings = Object.freeze({
   fraud_code: '0',
   fraud_block_user: true,
   fraud_block_days: 90,
+  fraud_notify_emails: [],
   phone_countries: [],
   phone_limit_per_number: 3,
   phone_limit_per_user: 5,
@@ -118,6 +137,8 @@ export const DEFAULT_SETTINGS: TenantSettings = Object.freeze({
   remember_mfa_days: 0,
   cache_seconds: 0,
   cache_by_ip: false,
+  seats: null,
+  registration_campaign: Object.freeze({ enabled: false, method: 'push', snooze_days: 1, excluded_groups: [] }),
 });
 
 const RANGES: Partial<Record<keyof TenantSettings, readonly [number, number]>> = {
@@ -173,6 +194,12 @@ export function applySettingsChange(current: TenantSettings, change: Record<stri
       if (typeof value !== 'string' || !choices.includes(value)) throw invalidInput(field, `must be one of ${choices.join(', ')}`);
     } else if (FLAGS.includes(field as keyof TenantSettings)) {
       if (typeof value !== 'boolean') throw invalidInput(field, 'must be true or false');
+    } else if (field === 'seats') {
+      // The CLI passes text for a setting whose default is null: "250" is read as the number.
+      const seats = typeof value === 'string' && /^\d{1,8}$/.test(value) ? Number(value) : value;
+      if (seats !== null && (typeof seats !== 'number' || !Number.isInteger(seats) || seats < 1 || seats > 10_000_000)) throw invalidInput(field, 'must be a whole number of at least 1 (at most 10000000), or null for no limit');
+      next[field] = seats;
+      continue;
     } else if (field === 'caller_id') {
       if (value !== null && (typeof value !== 'string' || !/^\+[1-9]\d{6,14}$/.test(value))) throw invalidInput(field, 'must be an E.164 number such as +14255550100, or null');
     } else if (field === 'phone_language') {
@@ -185,6 +212,17 @@ export function applySettingsChange(current: TenantSettings, change: Record<stri
       }
       next[field] = [...new Set(value as string[])];
       continue;
+    } else if (field === 'registration_campaign') {
+      next[field] = parseRegistrationCampaign(value, current.registration_campaign);
+      continue;
+    } else if (field === 'fraud_notify_emails') {
+      if (!Array.isArray(value) || value.some((a) => typeof a !== 'string' || a.length > 254 || !/^[^\s@<>",;()]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+$/.test(a.trim()))) {
+        throw invalidInput(field, 'must be a list of e-mail addresses such as security@contoso.com');
+      }
+      const addresses = [...new Set((value as string[]).map((a) => a.trim()))];
+      if (addresses.length > 20) throw invalidInput(field, `at most 20 addresses; got ${addresses.length}`);
+      next[field] = addresses;
+      continue;
     } else if (field === 'trusted_ips') {
       if (!Array.isArray(value)) throw invalidInput(field, 'must be a list of CIDR ranges such as 203.0.113.0/24 or 2001:db8::/32');
       const ranges = [...new Set(value.map((range) => normalizeRange(range, field)))];
@@ -195,6 +233,27 @@ export function applySettingsChange(current: TenantSettings, change: Record<stri
     next[field] = value;
   }
   return Object.freeze(next) as unknown as TenantSettings;
+}
+
+/** A change to the registration campaign: the fields given replace those of `current`; each is checked. */
+function parseRegistrationCampaign(value: unknown, current: RegistrationCampaignSettings): RegistrationCampaignSettings {
+  const field = 'registration_campaign';
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw invalidInput(field, 'must be an object {enabled, method, snooze_days, excluded_groups}');
+  const change = value as Record<string, unknown>;
+  for (const key of Object.keys(change)) {
+    if (!['enabled', 'method', 'snooze_days', 'excluded_groups'].includes(key)) throw invalidInput(`${field}.${key}`, 'is not a campaign setting (enabled, method, snooze_days, excluded_groups)');
+  }
+  const enabled = change['enabled'] ?? current.enabled;
+  if (typeof enabled !== 'boolean') throw invalidInput(`${field}.enabled`, 'must be true or false');
+  const method = change['method'] ?? current.method;
+  if (method !== 'push' && method !== 'totp') throw invalidInput(`${field}.method`, 'must be push or totp (the authenticator app users are nudged to register)');
+  const snooze = change['snooze_days'] ?? current.snooze_days;
+  if (typeof snooze !== 'number' || !Number.isInteger(snooze) || snooze < 0 || snooze > 14) throw invalidInput(`${field}.snooze_days`, 'must be a whole number from 0 to 14');
+  const groups = change['excluded_groups'] ?? current.excluded_groups;
+  if (!Array.isArray(groups) || groups.length > 100 || groups.some((g) => typeof g !== 'string' || g.trim() === '' || g.length > 256)) {
+    throw invalidInput(`${field}.excluded_groups`, 'must be a list of at most 100 group names');
+  }
+  return Object.freeze({ enabled, method, snooze_days: snooze, excluded_groups: [...new Set((groups as string[]).map((g) => g.trim()))] });
 }
 
 /** Reads stored settings, filling defaults for settings added since they were written. */
@@ -210,6 +269,8 @@ export function parseStoredSettings(json: string): TenantSettings {
     allowed_methods: Object.freeze([...((known['allowed_methods'] as MethodTypeName[] | undefined) ?? DEFAULT_SETTINGS.allowed_methods)]) as MethodTypeName[],
     phone_countries: Object.freeze([...((known['phone_countries'] as string[] | undefined) ?? DEFAULT_SETTINGS.phone_countries)]) as string[],
     trusted_ips: Object.freeze([...((known['trusted_ips'] as string[] | undefined) ?? DEFAULT_SETTINGS.trusted_ips)]) as string[],
+    fraud_notify_emails: Object.freeze([...((known['fraud_notify_emails'] as string[] | undefined) ?? DEFAULT_SETTINGS.fraud_notify_emails)]) as string[],
+    registration_campaign: Object.freeze({ ...DEFAULT_SETTINGS.registration_campaign, ...((known['registration_campaign'] as Partial<RegistrationCampaignSettings> | undefined) ?? {}) }),
   });
   if (parsed.size >= 1000) parsed.clear();
   parsed.set(json, merged);

@@ -1,23 +1,26 @@
 import { isIP } from 'node:net';
 import { decidePreauth, type PreauthDecision, type PreauthFacts, type TraceStep } from '../core/preauth.js';
 import { matchRange } from '../core/ip-ranges.js';
+import { NO_POLICIES } from '../core/policies.js';
 import { invalidInput } from '../core/errors.js';
 import { normalizeUsername } from '../core/user-fields.js';
 import { summarizeMethod } from '../methods/method-view.js';
 import { actorOf, type Principal, type Services } from '../services.js';
-import type { TenantRow } from '../store/schema.js';
+import type { TenantRow, UserRow } from '../store/schema.js';
 import { userPhoneMethods } from './phone-methods.js';
 import { userPushMethods } from './push.js';
 import { activeCodeMethods } from './verify-code.js';
 import { consumeBypass, openBypass, recordExpiredBypasses } from './bypasses.js';
 import { lastCachedSuccess } from './mfa-cache.js';
+import { findApplicationRef, policyEvaluation } from './policies.js';
 import { checkRememberToken } from './remembered-devices.js';
+import { registrationNudge, type RegistrationNudge } from './registration-campaign.js';
 import { tenantSettings } from './tenants.js';
 
 /**
  * `POST /v1/preauth`: what should happen to this sign-in before any factor. This gathers the
  * facts (the user, their methods, an open bypass, the trusted ranges, a remember token, the last
- * cached success) and asks core/preauth.ts, which decides in one documented order and explains
+ * cached success, the tenant's policies evaluated for the sign-in) and asks core/preauth.ts, which decides in one documented order and explains
  * itself in a trace. A bypass it chooses is then used up; if another sign-in used it first, the
  * decision is taken again without it.
  */
@@ -33,6 +36,8 @@ export interface PreauthAnswer {
   reason: PreauthDecision['reason'];
   methods: { id: string; type: string; label: string; default: boolean }[];
   trace: TraceStep[];
+  /** The registration campaign's hint for a user of only texts and calls (Azure's nudge); absent otherwise. */
+  nudge?: RegistrationNudge;
 }
 
 export async function preauth(services: Services, principal: Principal, tenant: TenantRow, request: PreauthRequest, requestIp?: string): Promise<PreauthAnswer> {
@@ -43,11 +48,63 @@ export async function preauth(services: Services, principal: Principal, tenant: 
   // The application's word for the user's address; else the request's own (through trusted proxies only).
   const ip = parseIp(request.ip) ?? requestIp ?? null;
   const applicationId = principal.kind === 'application' ? principal.applicationId : null;
-  const settings = tenantSettings(tenant);
   const now = services.clock().getTime();
   const user = await services.db.selectFrom('users').selectAll().where('tenant_id', '=', tenant.id).where('username', '=', username).executeTakeFirst();
-  const methods = user === undefined ? [] : await preauthMethods(services, tenant, user.id);
   if (user !== undefined) await recordExpiredBypasses(services, tenant.id, user.id, now);
+  const { facts, methods, bypass } = await gatherFacts(services, tenant, user, { client: request.client === 'legacy' ? 'legacy' : 'browser', ip, applicationId, rememberToken: request.remember_token, now });
+  let decision = decidePreauth(facts);
+  if (decision.reason === 'bypass' && (user === undefined || bypass === undefined || !(await consumeBypass(services, tenant.id, user.id, bypass.id, applicationId, now)))) {
+    // Another sign-in used the bypass between the read and now: decide without it.
+    decision = decidePreauth({ ...facts, bypassExpiresAt: null });
+  }
+  const policy = facts.policy?.matched;
+  await services.audit({
+    tenantId: tenant.id,
+    actor: actorOf(principal),
+    action: 'preauth.decided',
+    target: user?.id ?? null,
+    detail: { username, result: decision.result, reason: decision.reason, ip, client: facts.client, ...(policy === undefined || policy === null ? {} : { policy: policy.name }) },
+  });
+  // Only when a second factor is asked for: the sign-in page can offer the stronger method after it.
+  const nudge = user !== undefined && decision.result === 'challenge' ? await registrationNudge(services, tenant, user) : null;
+  return { result: decision.result, reason: decision.reason, methods: decision.result === 'challenge' ? methods : [], trace: [...decision.trace], ...(nudge === null ? {} : { nudge }) };
+}
+
+export interface PreviewRequest {
+  username?: unknown;
+  /** The application signing in, by name or id; none = conditions on applications do not match. */
+  application?: unknown;
+  client?: unknown;
+  ip?: unknown;
+}
+
+/**
+ * `POST /v1/admin/policies/evaluate`: the decision and trace preauth would give this sign-in
+ * now, with no side effect — a bypass it would use is not used, an expired one is not recorded,
+ * no sign-in is audited, nothing is written (every read below is a plain SELECT).
+ */
+export async function previewPreauth(services: Services, tenant: TenantRow, request: PreviewRequest): Promise<PreauthAnswer> {
+  const username = normalizeUsername(request.username);
+  if (request.client !== undefined && request.client !== 'browser' && request.client !== 'legacy') throw invalidInput('client', 'must be "browser" or "legacy"');
+  const ip = parseIp(request.ip) ?? null;
+  const applicationId = await findApplicationRef(services, tenant, request.application);
+  const now = services.clock().getTime();
+  const user = await services.db.selectFrom('users').selectAll().where('tenant_id', '=', tenant.id).where('username', '=', username).executeTakeFirst();
+  const { facts, methods } = await gatherFacts(services, tenant, user, { client: request.client === 'legacy' ? 'legacy' : 'browser', ip, applicationId, rememberToken: undefined, now });
+  const decision = decidePreauth(facts);
+  return { result: decision.result, reason: decision.reason, methods: decision.result === 'challenge' ? methods : [], trace: [...decision.trace] };
+}
+
+/** Reads everything the decision looks at; writes nothing. */
+async function gatherFacts(
+  services: Services,
+  tenant: TenantRow,
+  user: UserRow | undefined,
+  sign: { client: 'browser' | 'legacy'; ip: string | null; applicationId: string | null; rememberToken: unknown; now: number },
+): Promise<{ facts: PreauthFacts; methods: PreauthAnswer['methods']; bypass: { id: string; expires_at: number } | undefined }> {
+  const { client, ip, applicationId, now } = sign;
+  const settings = tenantSettings(tenant);
+  const methods = user === undefined ? [] : await preauthMethods(services, tenant, user.id);
   const bypass = user === undefined ? undefined : await openBypass(services, user.id, now);
   const facts: PreauthFacts = {
     user:
@@ -60,31 +117,20 @@ export async function preauth(services: Services, principal: Principal, tenant: 
             blockedForFraud: user.blocked_reason === 'fraud',
             lockedUntil: user.locked_until === null ? null : Number(user.locked_until),
           },
-    client: request.client === 'legacy' ? 'legacy' : 'browser',
+    client,
     now,
     activeMethodCount: methods.length,
     ip,
     bypassExpiresAt: bypass?.expires_at ?? null,
     trustedRange: matchRange(ip, settings.trusted_ips),
     trustedRangeCount: settings.trusted_ips.length,
-    remembered: user === undefined ? 'absent' : await checkRememberToken(services, tenant, user.id, applicationId, request.remember_token, now),
+    remembered: user === undefined ? 'absent' : await checkRememberToken(services, tenant, user.id, applicationId, sign.rememberToken, now),
     cacheSeconds: settings.cache_seconds,
     cachedSuccessAt: user === undefined ? null : await lastCachedSuccess(services, tenant, user.id, applicationId, ip),
     appPasswordsAllowed: settings.app_passwords_allowed,
+    policy: user === undefined ? NO_POLICIES : await policyEvaluation(services, tenant, { userId: user.id, username: user.username, applicationId, client, ip, trustedIps: settings.trusted_ips }),
   };
-  let decision = decidePreauth(facts);
-  if (decision.reason === 'bypass' && (user === undefined || bypass === undefined || !(await consumeBypass(services, tenant.id, user.id, bypass.id, applicationId, now)))) {
-    // Another sign-in used the bypass between the read and now: decide without it.
-    decision = decidePreauth({ ...facts, bypassExpiresAt: null });
-  }
-  await services.audit({
-    tenantId: tenant.id,
-    actor: actorOf(principal),
-    action: 'preauth.decided',
-    target: user?.id ?? null,
-    detail: { username, result: decision.result, reason: decision.reason, ip, client: facts.client },
-  });
-  return { result: decision.result, reason: decision.reason, methods: decision.result === 'challenge' ? methods : [], trace: [...decision.trace] };
+  return { facts, methods, bypass };
 }
 
 /** The user's methods as preauth lists them: codes, push, then phone (never the default, SECURITY.md OOB-05). */

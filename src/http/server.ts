@@ -4,19 +4,27 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from '../config.js';
 import type { Services } from '../services.js';
+import { withActorDetail } from '../flows/actor-context.js';
+import { installAdminAuthorization } from './auth.js';
 import { installErrorHandling } from './errors.js';
+import { adminAccessRoutes } from './routes/admin-access.js';
+import { adminEnrollmentRoutes } from './routes/admin-enrollment.js';
 import { adminGreetingRoutes } from './routes/admin-greetings.js';
 import { adminMethodRoutes } from './routes/admin-methods.js';
 import { adminNotificationRoutes } from './routes/admin-notifications.js';
 import { adminOutboxRoutes } from './routes/admin-outbox.js';
+import { adminPolicyRoutes } from './routes/admin-policies.js';
 import { adminPushRoutes } from './routes/admin-push.js';
+import { adminReportRoutes } from './routes/admin-reports.js';
 import { adminTenantRoutes } from './routes/admin-tenants.js';
 import { adminTokenRoutes } from './routes/admin-tokens.js';
 import { adminUserRoutes } from './routes/admin-users.js';
+import { adminWebhookRoutes } from './routes/admin-webhooks.js';
 import { appPasswordRoutes } from './routes/app-passwords.js';
 import { authApiRoutes } from './routes/auth-api.js';
 import { authenticatorRoutes } from './routes/authenticator.js';
 import { authenticatorAppRoutes } from './routes/authenticator-app.js';
+import { enrollmentRoutes } from './routes/enrollment.js';
 import { healthRoutes } from './routes/health.js';
 import { telephonyWebhookRoutes } from './routes/telephony-webhooks.js';
 
@@ -34,7 +42,9 @@ export function trustProxyOption(config: Pick<Config, 'trustedProxies'>): false 
  * Builds the HTTP server (Fastify's "build in one function, listen in another"): tests call
  * this and use `app.inject()`; `countersign serve` calls it and listens.
  */
-export async function buildServer(services: Services): Promise<FastifyInstance> {
+export async function buildServer(given: Services): Promise<FastifyInstance> {
+  // Audit records made for an admin request carry who (key name, role) and why (the reason header).
+  const services = withActorDetail(given);
   const app = Fastify({
     // eslint-disable-next-line @typescript-eslint/no-unnecessary-type-assertion -- without it the instance is typed with pino's Logger, which Fastify's plugin types do not accept
     loggerInstance: services.log as FastifyBaseLogger,
@@ -45,6 +55,8 @@ export async function buildServer(services: Services): Promise<FastifyInstance> 
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   installErrorHandling(app);
+  // Every /v1/admin route: an administrator key whose role allows it (admin-roles.ts), before any route.
+  installAdminAuthorization(app, services);
   // Fastify reads text/plain bodies by default; here only the import routes take text
   // (file-bodies.ts), so a text body sent to a JSON endpoint is refused with 415.
   app.removeContentTypeParser('text/plain');
@@ -63,13 +75,19 @@ export async function buildServer(services: Services): Promise<FastifyInstance> 
   await app.register(authApiRoutes, { services });
   await app.register(adminTenantRoutes, { services });
   await app.register(adminUserRoutes, { services });
+  await app.register(adminWebhookRoutes, { services });
   await app.register(adminMethodRoutes, { services });
   await app.register(adminTokenRoutes, { services });
   await app.register(adminNotificationRoutes, { services });
   await app.register(adminOutboxRoutes, { services });
   await app.register(adminGreetingRoutes, { services });
   await app.register(adminPushRoutes, { services });
+  await app.register(adminPolicyRoutes, { services });
+  await app.register(adminReportRoutes, { services });
   await app.register(appPasswordRoutes, { services });
+  await app.register(adminAccessRoutes, { services });
+  await app.register(adminEnrollmentRoutes, { services });
+  await app.register(enrollmentRoutes, { services });
   await app.register(authenticatorRoutes, { services });
   await app.register(authenticatorAppRoutes);
   await app.register(telephonyWebhookRoutes, { services });

@@ -106,6 +106,8 @@ export interface ApplicationsTable {
 }
 
 export type ApiKeyKind = 'admin' | 'application';
+/** What an administrator key may do (Azure's roles): see src/http/admin-roles.ts. */
+export type AdminRole = 'global_admin' | 'authentication_admin' | 'reader';
 
 export interface ApiKeysTable {
   id: string;
@@ -120,6 +122,8 @@ export interface ApiKeysTable {
   revoked_at: number | null;
   /** When its expiry unused was recorded in the audit log. */
   expired_at: number | null;
+  /** An admin key's role; null on an application key. */
+  role: AdminRole | null;
 }
 
 export type MethodType = 'totp' | 'oath';
@@ -240,6 +244,11 @@ export interface NotificationsTable {
   detail: string;
   created_at: number;
   sent_at: number | null;
+  /** E-mail delivery (migration 010): tries so far, when to try again, a sender's claim, the last failure. */
+  attempts: Generated<number>;
+  next_attempt_at: Later<number>;
+  locked_until: Later<number>;
+  last_error: Later<string>;
 }
 
 /** Facts about the store itself, by name (`audit_key_check`: see keyring.ts). */
@@ -273,7 +282,8 @@ export interface TelephonyLogTable {
 export interface OutboxTable {
   id: string;
   tenant_id: string;
-  kind: 'sms' | 'call';
+  /** `email`: an e-mail kept here when no SMTP server is configured (to_number holds the address). */
+  kind: 'sms' | 'call' | 'email';
   to_number: string;
   from_number: string | null;
   /** The text, or a call's transcript, sealed like seeds (a text may hold a code). */

@@ -1,49 +1,23 @@
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { verifyAppPassword } from '../../src/flows/app-passwords.js';
 import { findTenant } from '../../src/flows/tenants.js';
-import { createTestContext, fakeClock, makeStoreLocation, type TestContext, type TestStoreLocation } from '../support/harness.js';
+import { openCliSession, type CliSession } from '../support/cli.js';
 
 /**
  * `countersign app-password create|list|revoke` as an administrator runs them: the real CLI in a
  * child process on an embedded data directory; an in-process context on the same store checks
  * that the password it printed signs a legacy client in.
  */
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SLOW = 120_000;
 
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-let location: TestStoreLocation;
-let ctx: TestContext | undefined;
-
-function childEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of Object.keys(env)) if (name.startsWith('COUNTERSIGN_')) delete env[name];
-  return env;
-}
-
-function cli(args: string[]): Promise<CliResult> {
-  return new Promise((resolve) => {
-    const child = execFile(process.execPath, ['bin/countersign.js', ...args, '--data-dir', location.dataDir], { cwd: ROOT, env: childEnv(), timeout: 60_000 }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin?.end('');
-  });
-}
+let session: CliSession;
+const cli = (args: string[]) => session.cli(args);
 
 beforeAll(async () => {
-  location = await makeStoreLocation('sqlite');
+  session = await openCliSession();
 });
 afterAll(async () => {
-  await ctx?.close();
-  await location.drop();
+  await session.close();
 });
 
 describe('countersign app-password (CLI)', () => {
@@ -62,7 +36,7 @@ describe('countersign app-password (CLI)', () => {
       const body = JSON.parse(created.stdout) as { id: string; name: string; password: string; created_at: string };
       expect(body).toEqual({ id: expect.any(String), name: 'iPhone Mail', password: expect.stringMatching(/^[a-z]{4}( [a-z]{4}){6}$/), created_at: expect.any(String) });
 
-      ctx ??= await createTestContext({ location, clock: fakeClock(Date.now()) });
+      const ctx = await session.context();
       const tenant = await findTenant(ctx.services, 'acme');
       expect(await verifyAppPassword(ctx.services, { kind: 'system' }, tenant, { username: 'bob@acme.com', password: body.password })).toEqual({ result: 'approved', reason: 'approved' });
 

@@ -1,10 +1,8 @@
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createChallenge, getChallenge } from '../../src/flows/challenges.js';
 import { findTenant } from '../../src/flows/tenants.js';
 import type { TenantRow } from '../../src/store/schema.js';
-import { createTestContext, fakeClock, makeStoreLocation, type TestContext, type TestStoreLocation } from '../support/harness.js';
+import { openCliSession, type CliSession } from '../support/cli.js';
 
 /**
  * `countersign outbox …` and `countersign user set-pin` as a user runs them: the real CLI in a
@@ -13,16 +11,9 @@ import { createTestContext, fakeClock, makeStoreLocation, type TestContext, type
  * — pressing keys on a call, replying to a text — is played with the CLI only. The child gets
  * --data-dir and no COUNTERSIGN_* variable from the test environment.
  */
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SLOW = 120_000;
 const SYSTEM = { kind: 'system' } as const;
 const PHONE = '+14255550123';
-
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
 
 interface Message {
   id: string;
@@ -33,43 +24,19 @@ interface Message {
   challenge_id: string | null;
 }
 
-let location: TestStoreLocation;
-let ctx: TestContext | undefined;
-
-function childEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of Object.keys(env)) if (name.startsWith('COUNTERSIGN_')) delete env[name];
-  return env;
-}
-
-function cli(args: string[], input?: string): Promise<CliResult> {
-  return new Promise((resolve) => {
-    const child = execFile(process.execPath, ['bin/countersign.js', ...args, '--data-dir', location.dataDir], { cwd: ROOT, env: childEnv(), timeout: 60_000 }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin?.end(input ?? '');
-  });
-}
-
-/** The in-process view of the same store, opened once the CLI has created it. */
-async function context(): Promise<TestContext> {
-  ctx ??= await createTestContext({ location, clock: fakeClock(Date.now()) });
-  // The child processes run on the real clock: keep the in-process one with them.
-  ctx.clock.set(Date.now());
-  return ctx;
-}
+let session: CliSession;
+const cli = (args: string[], input?: string) => session.cli(args, input);
+const context = () => session.context();
 
 async function acme(): Promise<TenantRow> {
   return findTenant((await context()).services, 'acme');
 }
 
 beforeAll(async () => {
-  location = await makeStoreLocation('sqlite');
+  session = await openCliSession();
 });
 afterAll(async () => {
-  await ctx?.close();
-  await location.drop();
+  await session.close();
 });
 
 describe('countersign outbox (CLI)', () => {

@@ -61,6 +61,7 @@ const DEFAULTS = {
   fraud_code: '0',
   fraud_block_user: true,
   fraud_block_days: 90,
+  fraud_notify_emails: [],
   phone_countries: [],
   phone_limit_per_number: 3,
   phone_limit_per_user: 5,
@@ -77,6 +78,8 @@ const DEFAULTS = {
   remember_mfa_days: 0,
   cache_seconds: 0,
   cache_by_ip: false,
+  seats: null,
+  registration_campaign: { enabled: false, method: 'push', snooze_days: 1, excluded_groups: [] },
 };
 
 describe('tenants', () => {

@@ -115,7 +115,7 @@ async function workerClient(location: TestStoreLocation): Promise<StoreClient & 
 
 /** The migrations Kysely recorded as applied. */
 it('MIGRATION_NAMES lists the migrations in order', () => {
-  expect(MIGRATION_NAMES).toEqual(['001-initial', '002-notifications', '003-store-meta', '004-challenge-application', '005-telephony', '006-push', '007-access-controls']);
+  expect(MIGRATION_NAMES).toEqual(['001-initial', '002-notifications', '003-store-meta', '004-challenge-application', '005-telephony', '006-push', '007-access-controls', '008-policies', '009-usage', '010-webhooks', '011-admin-roles', '012-enrollment']);
 });
 
 async function migrationNames(store: Store): Promise<string[]> {

@@ -47,6 +47,12 @@ export const authApiRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = 
             reason: Type.String(),
             methods: Type.Array(Type.Object({ id: Type.String(), type: Type.String(), label: Type.String(), default: Type.Boolean() })),
             trace: Type.Array(Type.Object({ check: Type.String(), said: Type.String(), decided: Type.Optional(Type.Boolean()) }), { description: 'each check consulted, in order, and what it said' }),
+            nudge: Type.Optional(
+              Type.Object(
+                { method: Type.String(), snooze_days: Type.Integer(), message: Type.String() },
+                { description: 'the registration campaign: offer the user to register this stronger method (after the sign-in), or snooze it with POST /v1/registration-campaign/snooze' },
+              ),
+            ),
           }),
           ...errors,
         },
