@@ -159,8 +159,9 @@ export async function listAdminKeys(services: Services, principal: Principal): P
 
 /**
  * Revokes an administrator key: it gets 401 on its next request (authentication reads the
- * database every time). The last active key for every tenant cannot be revoked, so nobody
- * locks themselves out; a tenant administrator can revoke its own tenant's keys only.
+ * database every time). The last active global_admin key for every tenant cannot be revoked,
+ * so nobody locks themselves out (readers and authentication admins cannot manage keys); a
+ * tenant administrator can revoke its own tenant's keys only.
  */
 export async function revokeAdminKey(services: Services, principal: Principal, id: string): Promise<void> {
   requireKeyManager(principal, 'revoke');
@@ -172,7 +173,7 @@ export async function revokeAdminKey(services: Services, principal: Principal, i
   if (key.revoked_at !== null) throw new CountersignError('CONFLICT', `administrator key ${id} is already revoked`);
   const now = services.clock().getTime();
   const outcome = await services.db.transaction().execute(async (trx): Promise<'revoked' | 'already' | 'last'> => {
-    if (key.tenant_id === null) {
+    if (key.tenant_id === null && key.role === 'global_admin') {
       // Two revocations of the last two keys for every tenant must not both pass the check
       // below. A no-op write to every active such key serializes them: SQLite takes its write
       // lock, PostgreSQL locks those rows, and the check that follows (a new statement) sees
@@ -189,6 +190,7 @@ export async function revokeAdminKey(services: Services, principal: Principal, i
         .select('id')
         .where('kind', '=', 'admin')
         .where('tenant_id', 'is', null)
+        .where('role', '=', 'global_admin')
         .where('revoked_at', 'is', null)
         .where('id', '!=', id)
         .limit(1)
@@ -199,7 +201,7 @@ export async function revokeAdminKey(services: Services, principal: Principal, i
     return updated.numUpdatedRows === 1n ? 'revoked' : 'already';
   });
   if (outcome === 'last') {
-    throw new CountersignError('CONFLICT', `administrator key ${id} is the last active key for every tenant; create another (countersign admin-key create) before revoking it`);
+    throw new CountersignError('CONFLICT', `administrator key ${id} is the last active global_admin key for every tenant; create another (countersign admin-key create --role global_admin) before revoking it`);
   }
   if (outcome === 'already') throw new CountersignError('CONFLICT', `administrator key ${id} is already revoked`);
   await services.audit({ tenantId: key.tenant_id, actor: actorOf(principal), action: 'admin_key.revoked', target: id, detail: { name: key.name, role: key.role } });

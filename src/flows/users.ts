@@ -207,20 +207,11 @@ export async function deleteUser(services: Services, principal: Principal, tenan
 }
 
 /** Clears a lockout and the failure counter (Azure: unblock after lockout). */
-export async function unlockUser(services: Services, principal: Principal, tenant: TenantRow, user: UserRow): Promise<UserView> {
-  await services.db.updateTable('users').set({ failed_count: 0, failed_since: null, locked_until: null }).where('id', '=', user.id).execute();
-  await services.audit({ tenantId: tenant.id, actor: actorOf(principal), action: 'user.unlocked', target: user.id });
-  return viewUser(services.db, await findUser(services.db, tenant.id, user.id), services.clock().getTime());
-}
-
-export async function setUserBlocked(services: Services, principal: Principal, tenant: TenantRow, user: UserRow, blocked: boolean): Promise<UserView> {
-  await services.db
-    .updateTable('users')
-    .set(blocked ? { status: 'blocked', blocked_reason: 'admin', blocked_until: null } : { status: 'active', blocked_reason: null, blocked_until: null })
-    .where('id', '=', user.id)
-    .execute();
-  await services.audit({ tenantId: tenant.id, actor: actorOf(principal), action: blocked ? 'user.blocked' : 'user.unblocked', target: user.id });
-  if (blocked) await denyOpenChallenges(services, user.id, 'blocked');
+/** An administrator's block: every sign-in is denied until unblocked (flows/user-blocks.ts: unblockUser). */
+export async function blockUser(services: Services, principal: Principal, tenant: TenantRow, user: UserRow): Promise<UserView> {
+  await services.db.updateTable('users').set({ status: 'blocked', blocked_reason: 'admin', blocked_until: null }).where('id', '=', user.id).execute();
+  await services.audit({ tenantId: tenant.id, actor: actorOf(principal), action: 'user.blocked', target: user.id });
+  await denyOpenChallenges(services, user.id, 'blocked');
   return viewUser(services.db, await findUser(services.db, tenant.id, user.id), services.clock().getTime());
 }
 

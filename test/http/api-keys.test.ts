@@ -97,8 +97,8 @@ describe('administrator keys', () => {
     try {
       secrets.push(fresh.adminKey, fresh.appKey);
       const del = (key: string, id: string) => fresh.app.inject({ method: 'DELETE', url: `/v1/admin/admin-keys/${id}`, headers: { authorization: `Bearer ${key}` } });
-      const create = async (name: string, query = '', key = fresh.adminKey) => {
-        const response = await fresh.app.inject({ method: 'POST', url: `/v1/admin/admin-keys${query}`, headers: { authorization: `Bearer ${key}` }, payload: { name } });
+      const create = async (name: string, query = '', key = fresh.adminKey, role?: string) => {
+        const response = await fresh.app.inject({ method: 'POST', url: `/v1/admin/admin-keys${query}`, headers: { authorization: `Bearer ${key}` }, payload: role === undefined ? { name } : { name, role } });
         expect(response.statusCode).toBe(201);
         const body = response.json<{ id: string; api_key: string }>();
         secrets.push(body.api_key);
@@ -106,12 +106,15 @@ describe('administrator keys', () => {
       };
       const [first] = (await fresh.admin('GET', '/v1/admin/admin-keys')).body.admin_keys as { id: string }[];
       const firstId = first?.id ?? '';
-      const last = `administrator key ${firstId} is the last active key for every tenant; create another (countersign admin-key create) before revoking it`;
+      const last = `administrator key ${firstId} is the last active global_admin key for every tenant; create another (countersign admin-key create --role global_admin) before revoking it`;
       const refused = await del(fresh.adminKey, firstId);
       expect({ status: refused.statusCode, body: refused.json() }).toEqual(error(409, 'CONFLICT', last));
-      // A key limited to one tenant does not count.
+      // A key limited to one tenant does not count, nor one for every tenant that cannot manage keys.
       await create('scoped', '?tenant=default');
+      const reader = await create('reader', '', fresh.adminKey, 'reader');
       expect((await del(fresh.adminKey, firstId)).statusCode).toBe(409);
+      // Such a key is revoked freely.
+      expect((await del(fresh.adminKey, reader.id)).statusCode).toBe(204);
       expect((await fresh.admin('GET', '/v1/admin/tenants')).status).toBe(200);
 
       const second = await create('second');
@@ -352,7 +355,7 @@ describe('the CLI', () => {
     expect(after.find((k) => k.id === two.id)?.revoked_at).toBeNull();
     expect(await cli('admin-key', 'revoke', two.id)).toMatchObject({
       code: 1,
-      stderr: `countersign: administrator key ${two.id} is the last active key for every tenant; create another (countersign admin-key create) before revoking it\n`,
+      stderr: `countersign: administrator key ${two.id} is the last active global_admin key for every tenant; create another (countersign admin-key create --role global_admin) before revoking it\n`,
     });
     expect(await cli('admin-key', 'revoke', 'nope')).toMatchObject({ code: 1, stderr: 'countersign: administrator key nope not found\n' });
     const human = await cli('admin-key', 'list');

@@ -100,7 +100,7 @@ export function registerAppCommands(program: Command): void {
       );
     }),
   );
-  addStoreOptions(adminKey.command('revoke <id>').description('revoke an administrator key; the last active key for every tenant cannot be revoked')).action((id: string, options: Options) =>
+  addStoreOptions(adminKey.command('revoke <id>').description('revoke an administrator key; the last active global_admin key for every tenant cannot be revoked')).action((id: string, options: Options) =>
     withServices(options, async (services) => {
       await revokeAdminKey(services, CLI, id);
       print(false, null, () => `revoked administrator key ${id}`);

@@ -5,7 +5,7 @@ import { clearPin, setPin } from '../../flows/pins.js';
 import { bulkSetStates, importUsers } from '../../flows/user-import.js';
 import { forgetRememberedDevices } from '../../flows/remembered-devices.js';
 import { listBlockedUsers, unblockUser, unlockUser, type BlockedUserView } from '../../flows/user-blocks.js';
-import { createUser, deleteUser, findUser, listUsers, setUserBlocked, setUserState, viewUser, type UserView } from '../../flows/users.js';
+import { createUser, deleteUser, findUser, listUsers, blockUser, setUserState, viewUser, type UserView } from '../../flows/users.js';
 import { grantFromCli, grantOptions } from './bypass.js';
 import { readFirstLine } from '../stdin.js';
 import { addStoreOptions, CLI, print, readInputFile, tenantOf, withServices, type GlobalOptions } from '../context.js';
@@ -129,7 +129,7 @@ export function registerUserCommands(program: Command): void {
           return;
         }
         const view =
-          name === 'unlock' ? await unlockUser(services, CLI, tenant, row) : name === 'unblock' ? await unblockUser(services, CLI, tenant, row) : await setUserBlocked(services, CLI, tenant, row, true);
+          name === 'unlock' ? await unlockUser(services, CLI, tenant, row) : name === 'unblock' ? await unblockUser(services, CLI, tenant, row) : await blockUser(services, CLI, tenant, row);
         print(options.json, view, () => describe(view));
       }),
     );

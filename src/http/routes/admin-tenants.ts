@@ -204,7 +204,7 @@ export const adminTenantRoutes: FastifyPluginAsyncTypebox<{ services: Services }
       schema: {
         tags: appTags,
         security,
-        summary: 'Revoke an administrator key (401 from its next request); the last active key for every tenant cannot be revoked (409)',
+        summary: 'Revoke an administrator key (401 from its next request); the last active global_admin key for every tenant cannot be revoked (409)',
         params: IdParams,
         response: { 204: Type.Null(), ...errors },
       },

@@ -1,7 +1,7 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { bulkSetStates, importUsers } from '../../flows/user-import.js';
-import { createUser, deleteUser, viewUser, listUsers, setUserBlocked, setUserState, updateUser } from '../../flows/users.js';
+import { createUser, deleteUser, viewUser, listUsers, blockUser, setUserState, updateUser } from '../../flows/users.js';
 import { clearPin, setPin } from '../../flows/pins.js';
 import { confirmPhoneVerification, startPhoneVerification } from '../../flows/phone-verification.js';
 import type { Services } from '../../services.js';
@@ -188,7 +188,7 @@ export const adminUserRoutes: FastifyPluginAsyncTypebox<{ services: Services }> 
     { schema: { tags, security, summary: 'Block a user: every sign-in is denied until unblocked', params: UserParams, querystring: TenantQuery, response: { 200: User, ...errors } } },
     async (request) => {
       const { principal, tenant, user } = await adminUser(services, request, request.params.user);
-      return setUserBlocked(services, principal, tenant, user, true);
+      return blockUser(services, principal, tenant, user);
     },
   );
 
