@@ -1,12 +1,11 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Secret } from 'otpauth';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { findTenant } from '../src/flows/tenants.js';
 import { verifyCode } from '../src/flows/verify-code.js';
+import { openCliSession, ROOT, type CliSession } from './support/cli.js';
 import { createTestContext, fakeClock } from './support/harness.js';
 import { oathtool } from './support/otp.js';
 
@@ -17,42 +16,23 @@ import { oathtool } from './support/otp.js';
  * so this file stays on SQLite even when COUNTERSIGN_TEST_DATABASE_URL is set: the child gets
  * --data-dir and no COUNTERSIGN_* variable from the test environment.
  */
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const HEADER = 'upn,serial number,secret key,time interval,manufacturer,model';
 const SLOW = 120_000;
 
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function childEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of Object.keys(env)) if (name.startsWith('COUNTERSIGN_')) delete env[name];
-  return env;
-}
-
-function cli(args: string[]): Promise<CliResult> {
-  return new Promise((resolve) => {
-    execFile('node', ['bin/countersign.js', ...args, '--data-dir', dataDir], { cwd: ROOT, env: childEnv(), timeout: 60_000 }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
-
+let session: CliSession;
 let dataDir: string;
 let filesDir: string;
+const cli = (args: string[]) => session.cli(args);
 const aliceSecret = new Secret({ size: 20 }).base32;
 const inventorySecret = new Secret({ size: 20 }).base32;
 
-beforeAll(() => {
-  dataDir = mkdtempSync(join(tmpdir(), 'countersign-cli-tokens-'));
+beforeAll(async () => {
+  session = await openCliSession();
+  dataDir = session.location.dataDir;
   filesDir = mkdtempSync(join(tmpdir(), 'countersign-cli-files-'));
 });
-afterAll(() => {
-  rmSync(dataDir, { recursive: true, force: true });
+afterAll(async () => {
+  await session.close();
   rmSync(filesDir, { recursive: true, force: true });
 });
 

@@ -1,11 +1,10 @@
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { preauth } from '../../src/flows/preauth.js';
 import { checkRememberToken, issueRememberToken } from '../../src/flows/remembered-devices.js';
 import { findTenant } from '../../src/flows/tenants.js';
 import { findUser } from '../../src/flows/users.js';
-import { createTestContext, fakeClock, makeStoreLocation, type TestContext, type TestStoreLocation } from '../support/harness.js';
+import { openCliSession, type CliSession } from '../support/cli.js';
+import type { TestContext } from '../support/harness.js';
 
 /**
  * `countersign bypass grant|list|revoke`, `countersign user bypass`, and `countersign user
@@ -13,34 +12,12 @@ import { createTestContext, fakeClock, makeStoreLocation, type TestContext, type
  * process on an embedded data directory; an in-process context on the same store plays the
  * sign-ins that use what the CLI changed.
  */
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 // Generous: without a fresh dist/ each command starts through tsx's loader, seconds apiece on a busy machine.
 const SLOW = 300_000;
 
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-let location: TestStoreLocation;
+let session: CliSession;
 let ctx: TestContext;
-
-function childEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of Object.keys(env)) if (name.startsWith('COUNTERSIGN_')) delete env[name];
-  return env;
-}
-
-function cli(args: string[]): Promise<CliResult> {
-  return new Promise((resolve) => {
-    const child = execFile(process.execPath, ['bin/countersign.js', ...args, '--data-dir', location.dataDir], { cwd: ROOT, env: childEnv(), timeout: 60_000 }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin?.end('');
-  });
-}
+const cli = (args: string[]) => session.cli(args);
 
 async function json(args: string[]): Promise<any> {
   const result = await cli([...args, '--json']);
@@ -50,14 +27,13 @@ async function json(args: string[]): Promise<any> {
 }
 
 beforeAll(async () => {
-  location = await makeStoreLocation('sqlite');
+  session = await openCliSession();
   expect((await cli(['tenant', 'create', 'acme'])).code).toBe(0);
   for (const username of ['bob@acme.com', 'carol@acme.com', 'dave@acme.com']) expect((await cli(['user', 'add', '--tenant', 'acme', username, '--state', 'enforced'])).code).toBe(0);
-  ctx = await createTestContext({ location, clock: fakeClock(Date.now()) });
+  ctx = await session.context();
 }, SLOW);
 afterAll(async () => {
-  await ctx?.close();
-  await location.drop();
+  await session.close();
 });
 
 describe('countersign bypass (CLI)', () => {

@@ -1,11 +1,10 @@
-import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listGreetings } from '../../src/flows/greetings.js';
 import { findTenant } from '../../src/flows/tenants.js';
-import { createTestContext, fakeClock, makeStoreLocation, type TestContext, type TestStoreLocation } from '../support/harness.js';
+import { oneLineError, openCliSession, type CliSession } from '../support/cli.js';
+import type { TestStoreLocation } from '../support/harness.js';
 
 /**
  * `countersign greeting …`, `countersign phone …` and `countersign telephony log` as an
@@ -14,55 +13,20 @@ import { createTestContext, fakeClock, makeStoreLocation, type TestContext, type
  * the code. An in-process context on the same store checks what the CLI cannot show. The child
  * gets --data-dir and no COUNTERSIGN_* variable from the test environment.
  */
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SLOW = 120_000;
 const PHONE = '+14255550177';
 
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
+let session: CliSession;
 let location: TestStoreLocation;
-let ctx: TestContext | undefined;
-
-function childEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of Object.keys(env)) if (name.startsWith('COUNTERSIGN_')) delete env[name];
-  return env;
-}
-
-function cli(args: string[]): Promise<CliResult> {
-  return new Promise((resolve) => {
-    const child = execFile(process.execPath, ['bin/countersign.js', ...args, '--data-dir', location.dataDir], { cwd: ROOT, env: childEnv(), timeout: 60_000 }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin?.end('');
-  });
-}
-
-/** The in-process view of the same store, opened once the CLI has created it. */
-async function context(): Promise<TestContext> {
-  ctx ??= await createTestContext({ location, clock: fakeClock(Date.now()) });
-  // The child processes run on the real clock: keep the in-process one with them.
-  ctx.clock.set(Date.now());
-  return ctx;
-}
-
-function oneLineError(result: CliResult, pattern: RegExp): void {
-  expect(result.code).toBe(1);
-  expect(result.stderr).toMatch(pattern);
-  expect(result.stderr.split('\n')).toHaveLength(2);
-}
+const cli = (args: string[]) => session.cli(args);
+const context = () => session.context();
 
 beforeAll(async () => {
-  location = await makeStoreLocation('sqlite');
+  session = await openCliSession();
+  location = session.location;
 });
 afterAll(async () => {
-  await ctx?.close();
-  await location.drop();
+  await session.close();
 });
 
 describe('countersign phone verify / confirm (CLI)', () => {

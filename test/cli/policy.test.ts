@@ -1,40 +1,18 @@
-import { execFile } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeStoreLocation, type TestStoreLocation } from '../support/harness.js';
+import { openCliSession, type CliSession } from '../support/cli.js';
+import type { TestStoreLocation } from '../support/harness.js';
 
 /**
  * `countersign policy …` and `countersign location …` as an administrator runs them: the real
  * CLI in a child process on an embedded data directory.
  */
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SLOW = 300_000;
 
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
+let session: CliSession;
 let location: TestStoreLocation;
-
-function childEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of Object.keys(env)) if (name.startsWith('COUNTERSIGN_')) delete env[name];
-  return env;
-}
-
-function cli(args: string[]): Promise<CliResult> {
-  return new Promise((resolve) => {
-    const child = execFile(process.execPath, ['bin/countersign.js', ...args, '--data-dir', location.dataDir], { cwd: ROOT, env: childEnv(), timeout: 60_000 }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin?.end('');
-  });
-}
+const cli = (args: string[]) => session.cli(args);
 
 async function ok(args: string[]): Promise<string> {
   const result = await cli(args);
@@ -44,10 +22,11 @@ async function ok(args: string[]): Promise<string> {
 }
 
 beforeAll(async () => {
-  location = await makeStoreLocation('sqlite');
+  session = await openCliSession();
+  location = session.location;
 });
 afterAll(async () => {
-  await location.drop();
+  await session.close();
 });
 
 describe('countersign policy / location (CLI)', () => {

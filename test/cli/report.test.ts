@@ -1,51 +1,28 @@
-import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { parse } from 'csv-parse/sync';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createApplication } from '../../src/flows/api-keys.js';
 import { preauth } from '../../src/flows/preauth.js';
 import { createTenant, findTenant } from '../../src/flows/tenants.js';
 import { createUser } from '../../src/flows/users.js';
-import { createTestContext, fakeClock, makeStoreLocation, type TestContext, type TestStoreLocation } from '../support/harness.js';
+import { openCliSession, type CliSession } from '../support/cli.js';
+import type { TestContext } from '../support/harness.js';
 
 /**
  * `countersign report …` and `countersign status` as an administrator runs them: the real CLI in
  * a child process on an embedded data directory; sign-ins are made in-process on the same store.
  */
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 const SLOW = 300_000;
 
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-let location: TestStoreLocation;
+let session: CliSession;
 let ctx: TestContext;
-
-function childEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of Object.keys(env)) if (name.startsWith('COUNTERSIGN_')) delete env[name];
-  return env;
-}
-
-function cli(args: string[]): Promise<CliResult> {
-  return new Promise((resolve) => {
-    const child = execFile(process.execPath, ['bin/countersign.js', ...args, '--data-dir', location.dataDir], { cwd: ROOT, env: childEnv(), timeout: 60_000 }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin?.end('');
-  });
-}
+const cli = (args: string[]) => session.cli(args);
 
 beforeAll(async () => {
-  location = await makeStoreLocation('sqlite');
+  session = await openCliSession();
   // The CLI runs on the real clock: the in-process sign-ins happen now too.
-  ctx = await createTestContext({ location, clock: fakeClock(Date.now()) });
+  ctx = await session.context();
   const created = await createTenant(ctx.services, { kind: 'cli' }, 'acme');
   const tenant = await findTenant(ctx.services, created.id);
   const app = await createApplication(ctx.services, { kind: 'cli' }, tenant, 'vpn');
@@ -55,8 +32,7 @@ beforeAll(async () => {
   for (const username of ['alice@acme.com', '=evil@acme.com', 'nobody@acme.com']) await preauth(ctx.services, principal, tenant, { username });
 }, SLOW);
 afterAll(async () => {
-  await ctx.close();
-  await location.drop();
+  await session.close();
 });
 
 describe('countersign report (CLI)', () => {

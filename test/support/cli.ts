@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { expect } from 'vitest';
 import { createTestContext, fakeClock, makeStoreLocation, type TestContext, type TestStoreLocation } from './harness.js';
@@ -34,6 +34,28 @@ export function runCli(dataDir: string, args: readonly string[], input = '', env
   });
 }
 
+/**
+ * Starts `countersign serve --port 0 --host 127.0.0.1 --data-dir DIR` and resolves once it has
+ * printed where its API documentation is; rejects if it exits first or does not start in 60 s.
+ */
+export async function serveCli(dataDir: string, env: NodeJS.ProcessEnv = {}): Promise<ChildProcess> {
+  const child = spawn(process.execPath, ['bin/countersign.js', 'serve', '--port', '0', '--host', '127.0.0.1', '--data-dir', dataDir], { cwd: ROOT, env: childEnv(env) });
+  let out = '';
+  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no start:\n${out}`)), 60_000);
+    child.stdout.on('data', () => {
+      if (out.includes('API documentation')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`exited ${String(code)}:\n${out}`)));
+  });
+  return child;
+}
+
 /** A failed command: exit code 1 and one line on stderr, matching `pattern` when given. */
 export function oneLineError(result: CliResult, pattern?: RegExp): void {
   expect(result.code).toBe(1);
@@ -48,17 +70,21 @@ export function oneLineError(result: CliResult, pattern?: RegExp): void {
 export interface CliSession {
   readonly location: TestStoreLocation;
   cli(args: readonly string[], input?: string): Promise<CliResult>;
+  /** `countersign serve` on the same store (see serveCli); the caller stops it. */
+  serve(): Promise<ChildProcess>;
   /** The in-process view of the same store, its clock kept with the children's real one. */
   context(): Promise<TestContext>;
   close(): Promise<void>;
 }
 
-export async function openCliSession(): Promise<CliSession> {
+/** `env` is added to every child's environment (after the COUNTERSIGN_* variables are removed). */
+export async function openCliSession(env: NodeJS.ProcessEnv = {}): Promise<CliSession> {
   const location = await makeStoreLocation('sqlite');
   let ctx: TestContext | undefined;
   return {
     location,
-    cli: (args, input) => runCli(location.dataDir, args, input),
+    cli: (args, input) => runCli(location.dataDir, args, input, env),
+    serve: () => serveCli(location.dataDir, env),
     async context() {
       ctx ??= await createTestContext({ location, clock: fakeClock(Date.now()) });
       ctx.clock.set(Date.now());
