@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { sql } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { CountersignError, invalidInput, notFound } from '../core/errors.js';
 import { maskPhone } from '../core/phone.js';
 import { normalizePhone, parsePhoneType } from '../core/user-fields.js';
@@ -7,7 +7,7 @@ import { summarizeMethod } from '../methods/method-view.js';
 import type { MethodView } from '../methods/method-view.js';
 import { actorOf, type Principal, type Services } from '../services.js';
 import type { EnrollmentLinksTable } from '../store/schema-enrollment.js';
-import type { TenantRow, UserRow } from '../store/schema.js';
+import type { Database, TenantRow, UserRow } from '../store/schema.js';
 import type { ChallengeView } from './challenge-state.js';
 import { activateMethod, enrollTotp, promoteEnabledUser, type TotpEnrollment } from './methods.js';
 import { userPhoneMethods } from './phone-methods.js';
@@ -24,8 +24,11 @@ import { activeCodeMethods } from './verify-code.js';
  * flows as the admin API (TOTP enrollment, push activation, phone verification).
  *
  * - The token is `cse_` + 256 random bits, shown once; only its SHA-256 is stored. The URL
- *   carries it in the fragment (`${public_url}/enroll#token=…`), which browsers never send, so it
- *   is in no request line or access log.
+ *   carries it in the fragment (`${public_url}/authenticator/#enroll=…`, the authenticator web app
+ *   opens it), which browsers never send, so it is in no request line or access log.
+ * - Through a link the user only adds: a phone number of a type that is already verified is not
+ *   replaced (409); a link has at most 3 open push activation URLs, and a device that activates
+ *   with one counts as a method registered through the link.
  * - One open link per user: a new one revokes the open one. An administrator can revoke it.
  * - Life: 7 days by default, at most 30. The link is **spent when the user completes**
  *   (`POST /v1/enrollment/complete`, one atomic UPDATE: of 50 racing completions one wins), and
@@ -45,6 +48,8 @@ export const AFTER_FIRST_METHOD_MS = 15 * 60_000;
 export const ENROLLABLE_METHODS = ['totp', 'push', 'sms', 'voice'] as const;
 export type EnrollableMethod = (typeof ENROLLABLE_METHODS)[number];
 const TOKEN_PREFIX = 'cse_';
+/** A link has at most this many push activation URLs open (unused, unexpired) at once. */
+export const MAX_OPEN_ACTIVATIONS = 3;
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(Number(ms)).toISOString());
@@ -52,7 +57,7 @@ const iso = (ms: number | null): string | null => (ms === null ? null : new Date
 export interface CreatedEnrollmentLink {
   id: string;
   username: string;
-  /** `${public_url}/enroll#token=…`: shown once. */
+  /** `${public_url}/authenticator/#enroll=…` (the authenticator web app): shown once. */
   enrollment_url: string;
   /** The bearer token of the self-service API: shown once, only its hash is kept. */
   token: string;
@@ -171,6 +176,7 @@ export async function createEnrollmentLink(
       .where('expires_at', '>', now)
       .returning('id')
       .execute();
+    await endLinkActivations(db, replaced.map((old) => old.id), now);
     for (const old of replaced) record({ tenantId: tenant.id, actor: actorOf(principal), action: 'enrollment.link_revoked', target: user.id, detail: { link: old.id, replaced_by: row.id } });
     await db.insertInto('enrollment_links').values(row).execute();
     record({ tenantId: tenant.id, actor: actorOf(principal), action: 'enrollment.link_created', target: user.id, detail: { link: row.id, username: user.username, methods: row.methods, expires_at: iso(row.expires_at) } });
@@ -179,7 +185,8 @@ export async function createEnrollmentLink(
     id: row.id,
     username: user.username,
     // In the fragment: browsers never send it, so the token is in no request line or access log.
-    enrollment_url: `${serverBase(services)}/enroll#token=${token}`,
+    // The Countersign Authenticator web app opens it (web/authenticator/src/enrollment.ts).
+    enrollment_url: `${serverBase(services)}/authenticator/#enroll=${token}`,
     token,
     methods,
     expires_at: iso(row.expires_at) ?? '',
@@ -200,6 +207,7 @@ export async function revokeEnrollmentLink(services: Services, principal: Princi
       .where('expires_at', '>', now)
       .returningAll()
       .executeTakeFirst();
+    if (row !== undefined) await endLinkActivations(db, [row.id], now);
     if (row !== undefined) record({ tenantId: tenant.id, actor: actorOf(principal), action: 'enrollment.link_revoked', target: user.id, detail: { link: row.id } });
     return row;
   });
@@ -233,7 +241,8 @@ export async function openEnrollment(services: Services, token: string | undefin
   const user = await services.db.selectFrom('users').selectAll().where('id', '=', link.user_id).where('tenant_id', '=', link.tenant_id).executeTakeFirst();
   const tenant = await services.db.selectFrom('tenants').selectAll().where('id', '=', link.tenant_id).executeTakeFirst();
   if (user === undefined || tenant === undefined) throw new CountersignError('UNAUTHORIZED', 'the enrollment link is not valid: ask your administrator for a new one');
-  if (user.status === 'blocked') throw new CountersignError('FORBIDDEN', 'your account is blocked: contact your administrator');
+  // The same test as preauth (core/preauth.ts): a block whose blocked_until has passed is lifted.
+  if (user.status === 'blocked' && (user.blocked_until === null || Number(user.blocked_until) > now)) throw new CountersignError('FORBIDDEN', 'your account is blocked: contact your administrator');
   const allowed = tenantEnrollable(tenant);
   const methods = link.methods.split(',').filter((m): m is EnrollableMethod => (allowed as string[]).includes(m));
   return { link, user, tenant, methods };
@@ -292,21 +301,55 @@ export async function enrollmentInfo(services: Services, session: EnrollmentSess
 
 /**
  * Records that a method was registered through the link: the first time, the link's remaining
- * life shrinks to AFTER_FIRST_METHOD_MS; an enabled user becomes enforced.
+ * life shrinks to AFTER_FIRST_METHOD_MS (and so do the push activation URLs it opened); an
+ * enabled user becomes enforced.
  */
 async function methodRegistered(services: Services, session: EnrollmentSession, what: Record<string, string>): Promise<void> {
+  await registeredThroughLink(services, session.link.id, session.tenant, session.user, what);
+}
+
+async function registeredThroughLink(services: Services, linkId: string, tenant: TenantRow, user: UserRow, what: Record<string, string>): Promise<void> {
   const now = services.clock().getTime();
   await services.writes.run(async (db, record) => {
     const cap = now + AFTER_FIRST_METHOD_MS;
-    await db
+    const started = await db
       .updateTable('enrollment_links')
       .set({ first_method_at: now, expires_at: sql<number>`case when ${sql.ref('expires_at')} < ${cap} then ${sql.ref('expires_at')} else ${cap} end` })
-      .where('id', '=', session.link.id)
+      .where('id', '=', linkId)
       .where('first_method_at', 'is', null)
-      .execute();
-    record({ tenantId: session.tenant.id, actor: linkActor(session), action: 'enrollment.method_registered', target: session.user.id, detail: { link: session.link.id, ...what } });
+      .executeTakeFirst();
+    if (started.numUpdatedRows === 1n) {
+      // The link's open activation URLs end with it.
+      await db
+        .updateTable('push_activations')
+        .set({ expires_at: sql<number>`case when ${sql.ref('expires_at')} < ${cap} then ${sql.ref('expires_at')} else ${cap} end` })
+        .where('enrollment_link_id', '=', linkId)
+        .where('used_at', 'is', null)
+        .execute();
+    }
+    record({ tenantId: tenant.id, actor: `enrollment-link:${linkId}`, action: 'enrollment.method_registered', target: user.id, detail: { link: linkId, ...what } });
   });
-  await promoteEnabledUser(services, session.tenant, session.user);
+  await promoteEnabledUser(services, tenant, user);
+}
+
+/**
+ * Called by push activation (flows/push.ts) when a device activates with an activation code that
+ * was started through an enrollment link: the device counts as a method registered through the
+ * link (the 15-minute cap starts, an enabled user becomes enforced).
+ */
+export async function enrollmentDeviceActivated(services: Services, linkId: string, deviceId: string): Promise<void> {
+  const link = await services.db.selectFrom('enrollment_links').select(['id', 'tenant_id', 'user_id']).where('id', '=', linkId).executeTakeFirst();
+  if (link === undefined) return;
+  const user = await services.db.selectFrom('users').selectAll().where('id', '=', link.user_id).executeTakeFirst();
+  const tenant = await services.db.selectFrom('tenants').selectAll().where('id', '=', link.tenant_id).executeTakeFirst();
+  if (user === undefined || tenant === undefined) return;
+  await registeredThroughLink(services, link.id, tenant, user, { type: 'push', device: deviceId });
+}
+
+/** Ends the open push activation URLs a link started (the link was revoked, replaced or completed). */
+async function endLinkActivations(db: Kysely<Database>, linkIds: readonly string[], now: number): Promise<void> {
+  if (linkIds.length === 0) return;
+  await db.updateTable('push_activations').set({ expires_at: now }).where('enrollment_link_id', 'in', linkIds).where('used_at', 'is', null).where('expires_at', '>', now).execute();
 }
 
 /** `POST /v1/enrollment/totp`: a pending TOTP method; the secret, URI and QR code are shown once. */
@@ -345,7 +388,32 @@ export async function enrollmentStartPush(services: Services, session: Enrollmen
   requireMethod(session, 'push');
   if (input.with_totp !== undefined && typeof input.with_totp !== 'boolean') throw invalidInput('with_totp', 'must be true or false');
   if (input.with_totp === true) requireMethod(session, 'totp');
-  const activation = await startActivation(services, SYSTEM, session.tenant, session.user, { withTotp: input.with_totp === true });
+  const linkId = session.link.id;
+  const activation = await startActivation(services, SYSTEM, session.tenant, session.user, {
+    withTotp: input.with_totp === true,
+    enrollment: {
+      linkId,
+      // An activation URL never outlives the link that opened it.
+      notAfter: Number(session.link.expires_at),
+      // At most MAX_OPEN_ACTIVATIONS open at once, counted in the insert's transaction. The link's
+      // row is written first: on PostgreSQL that locks it, so racing requests count one by one.
+      guard: async (db, now) => {
+        await db.updateTable('enrollment_links').set({ methods: sql<string>`${sql.ref('methods')}` }).where('id', '=', linkId).execute();
+        const open = await db
+          .selectFrom('push_activations')
+          .select([(eb) => eb.fn.countAll<number>().as('n'), (eb) => eb.fn.min('expires_at').as('first_ends')])
+          .where('enrollment_link_id', '=', linkId)
+          .where('used_at', 'is', null)
+          .where('expires_at', '>', now)
+          .executeTakeFirstOrThrow();
+        if (Number(open.n) >= MAX_OPEN_ACTIVATIONS) {
+          throw new CountersignError('RATE_LIMITED', `this enrollment link has ${MAX_OPEN_ACTIVATIONS} activation links open already: use one of them, or wait until one expires`, {
+            retryAfter: Math.max(1, Math.ceil((Number(open.first_ends) - now) / 1000)),
+          });
+        }
+      },
+    },
+  });
   await services.audit({ tenantId: session.tenant.id, actor: linkActor(session), action: 'enrollment.push_started', target: session.user.id, detail: { link: session.link.id } });
   return activation;
 }
@@ -361,6 +429,12 @@ export async function enrollmentStartPhone(services: Services, session: Enrollme
   requireMethod(session, phoneMethodFor(type));
   // Checked here too so a bad number is named before any limit is taken.
   normalizePhone(input.number, tenantSettings(session.tenant).default_country, 'number');
+  // A link only adds: it never replaces a number the user already proved. Phone verification
+  // would overwrite it and clear its proof before any new proof, knocking out a working factor.
+  const current = await services.db.selectFrom('user_phones').select(['number', 'verified_at']).where('user_id', '=', session.user.id).where('type', '=', type).executeTakeFirst();
+  if (current !== undefined && current.verified_at !== null) {
+    throw new CountersignError('CONFLICT', `a verified ${type} number (${maskPhone(current.number)}) is already registered: an enrollment link only adds methods; to change the number, ask your administrator`);
+  }
   const view = await startPhoneVerification(services, SYSTEM, session.tenant, session.user, type, input.number);
   await services.audit({ tenantId: session.tenant.id, actor: linkActor(session), action: 'enrollment.phone_started', target: session.user.id, detail: { link: session.link.id, type, number: maskPhone(view.number) } });
   return view;
@@ -394,6 +468,7 @@ export async function completeEnrollment(services: Services, session: Enrollment
       .where('expires_at', '>', now)
       .executeTakeFirst();
     if (moved.numUpdatedRows !== 1n) return false;
+    await endLinkActivations(db, [session.link.id], now);
     record({ tenantId: session.tenant.id, actor: linkActor(session), action: 'enrollment.completed', target: session.user.id, detail: { link: session.link.id, methods: registered.map((m) => m.type).join(',') } });
     return true;
   });

@@ -1,12 +1,14 @@
 import { createHash, createPublicKey, randomUUID, verify as verifySignature, type KeyObject } from 'node:crypto';
+import type { Kysely } from 'kysely';
 import { CountersignError, invalidInput, notFound } from '../core/errors.js';
 import { deviceRequestMessage, PUSH_DECISIONS, pushAnswerMessage, SIGNATURE_WINDOW_MS } from '../core/push-signature.js';
 import { actorOf, type Principal, type Services } from '../services.js';
 import { reserveAttempt } from '../store/attempts.js';
 import { takeFromWindow } from '../store/rate-windows.js';
-import type { ChallengeRow, TenantRow, UserRow } from '../store/schema.js';
+import type { ChallengeRow, Database, TenantRow, UserRow } from '../store/schema.js';
 import { decideChallenge, isOpen, OPEN_STATUSES } from './challenge-state.js';
 import { reportFraud } from './fraud.js';
+import { enrollmentDeviceActivated } from './enrollment.js';
 import { activateDeliveredMethod, enrollTotp } from './methods.js';
 import { verifyPin } from './pins.js';
 import { tenantSettings } from './tenants.js';
@@ -57,18 +59,23 @@ export async function startActivation(
   principal: Principal,
   tenant: TenantRow,
   user: UserRow,
-  options: { withTotp?: boolean } = {},
+  // enrollment: started through an enrollment link: `guard` runs in the insert's transaction (its limits), `notAfter` caps the expiry.
+  options: { withTotp?: boolean; enrollment?: { linkId: string; notAfter: number; guard: (db: Kysely<Database>, now: number) => Promise<void> } } = {},
 ): Promise<{ activation_url: string; activation_code: string; expires_at: string }> {
   if (options.withTotp === true && !tenantSettings(tenant).allowed_methods.includes('totp')) throw new CountersignError('FORBIDDEN', 'the tenant does not allow authenticator app codes (totp)');
   const code = services.random(16).toString('base64url');
   const now = services.clock().getTime();
-  await services.db
-    .insertInto('push_activations')
-    .values({ id: randomUUID(), tenant_id: tenant.id, user_id: user.id, code_hash: sha256(code), expires_at: now + ACTIVATION_TTL_MS, used_at: null, with_totp: options.withTotp === true ? 1 : 0, created_at: now })
-    .execute();
-  await services.audit({ tenantId: tenant.id, actor: actorOf(principal), action: 'push.activation_started', target: user.id });
+  const expiresAt = Math.min(now + ACTIVATION_TTL_MS, options.enrollment?.notAfter ?? Infinity);
+  await services.writes.run(async (db, record) => {
+    await options.enrollment?.guard(db, now);
+    await db
+      .insertInto('push_activations')
+      .values({ id: randomUUID(), tenant_id: tenant.id, user_id: user.id, code_hash: sha256(code), expires_at: expiresAt, used_at: null, with_totp: options.withTotp === true ? 1 : 0, created_at: now, enrollment_link_id: options.enrollment?.linkId ?? null })
+      .execute();
+    record({ tenantId: tenant.id, actor: actorOf(principal), action: 'push.activation_started', target: user.id });
+  });
   return { // In the fragment: browsers never send it, so the code is in no request line or access log.
-    activation_url: `${serverBase(services)}/authenticator#activate=${code}`, activation_code: code, expires_at: new Date(now + ACTIVATION_TTL_MS).toISOString() };
+    activation_url: `${serverBase(services)}/authenticator#activate=${code}`, activation_code: code, expires_at: new Date(expiresAt).toISOString() };
 }
 
 function parsePublicKey(value: unknown): KeyObject {
@@ -126,7 +133,7 @@ export async function activateDevice(services: Services, input: { code?: unknown
     .where('code_hash', '=', sha256(input.code))
     .where('used_at', 'is', null)
     .where('expires_at', '>', now)
-    .returning(['tenant_id', 'user_id', 'with_totp'])
+    .returning(['tenant_id', 'user_id', 'with_totp', 'enrollment_link_id'])
     .executeTakeFirst();
   if (taken === undefined) throw new CountersignError('NOT_FOUND', 'the activation code is unknown, already used or expired: ask for a new link');
   const id = randomUUID();
@@ -136,6 +143,10 @@ export async function activateDevice(services: Services, input: { code?: unknown
   await services.audit({ tenantId: taken.tenant_id, actor: 'system', action: 'push.device_activated', target: taken.user_id, detail: { device: id, name: input.name.trim() } });
   const activated: ActivatedDevice = { device_id: id, tenant: user.name, username: user.username };
   if (Number(taken.with_totp) === 1) activated.totp = await enrollDeviceTotp(services, taken.tenant_id, taken.user_id, input.name.trim());
+  // Started through an enrollment link: the device is a method registered through it.
+  if (taken.enrollment_link_id !== null) {
+    await enrollmentDeviceActivated(services, taken.enrollment_link_id, id).catch((error: unknown) => services.log.warn({ err: error, device: id }, 'the activation could not be recorded on its enrollment link'));
+  }
   return activated;
 }
 

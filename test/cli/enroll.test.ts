@@ -1,60 +1,24 @@
-import { execFile } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openEnrollment } from '../../src/flows/enrollment.js';
-import { createTestContext, fakeClock, makeStoreLocation, type TestContext, type TestStoreLocation } from '../support/harness.js';
+import { oneLineError, openCliSession, type CliSession } from '../support/cli.js';
 
 /**
  * `countersign enroll …` and `countersign phone preregister` as an administrator runs them: the
  * real CLI in a child process on an embedded data directory; an in-process context on the same
  * store checks that a printed link opens the self-service API.
  */
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SLOW = 300_000;
 
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-let location: TestStoreLocation;
-let ctx: TestContext | undefined;
-
-function childEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of Object.keys(env)) if (name.startsWith('COUNTERSIGN_')) delete env[name];
-  return env;
-}
-
-function cli(args: string[]): Promise<CliResult> {
-  return new Promise((resolve) => {
-    const child = execFile(process.execPath, ['bin/countersign.js', ...args, '--data-dir', location.dataDir], { cwd: ROOT, env: childEnv(), timeout: 60_000 }, (error, stdout, stderr) => {
-      const code = error === null ? 0 : typeof error.code === 'number' ? error.code : -1;
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin?.end('');
-  });
-}
-
-async function context(): Promise<TestContext> {
-  ctx ??= await createTestContext({ location, clock: fakeClock(Date.now()) });
-  ctx.clock.set(Date.now());
-  return ctx;
-}
-
-function oneLineError(result: CliResult, pattern: RegExp): void {
-  expect(result.code).toBe(1);
-  expect(result.stderr).toMatch(pattern);
-  expect(result.stderr.split('\n')).toHaveLength(2);
-}
+// Not `session`: the tests below name the enrollment session so.
+let cliSession: CliSession;
+const cli = (args: string[]) => cliSession.cli(args);
+const context = () => cliSession.context();
 
 beforeAll(async () => {
-  location = await makeStoreLocation('sqlite');
+  cliSession = await openCliSession();
 });
 afterAll(async () => {
-  await ctx?.close();
-  await location.drop();
+  await cliSession.close();
 });
 
 describe('countersign enroll (CLI)', () => {
@@ -72,7 +36,7 @@ describe('countersign enroll (CLI)', () => {
       expect(created.code).toBe(0);
       const link = JSON.parse(created.stdout) as { id: string; token: string; enrollment_url: string; methods: string[]; expires_at: string };
       expect(link.methods).toEqual(['totp']);
-      expect(link.enrollment_url).toMatch(/^http:\/\/localhost:8080\/enroll#token=cse_[A-Za-z0-9_-]{43}$/);
+      expect(link.enrollment_url).toMatch(/^http:\/\/localhost:8080\/authenticator\/#enroll=cse_[A-Za-z0-9_-]{43}$/);
       expect(link.enrollment_url.endsWith(link.token)).toBe(true);
       const expires = Date.parse(link.expires_at);
       expect(expires - before).toBeGreaterThanOrEqual(2 * 86_400_000 - 1000);
@@ -123,7 +87,7 @@ describe('countersign enroll (CLI)', () => {
       const result = JSON.parse(made.stdout) as { count: number; skipped: number; links: { username: string; enrollment_url: string }[] };
       expect(result).toMatchObject({ count: 1, skipped: 0, links: [{ username: 'carol@acme.com' }] });
       const c = await context();
-      const session = await openEnrollment(c.services, new URL(result.links[0]?.enrollment_url ?? '').hash.replace('#token=', ''));
+      const session = await openEnrollment(c.services, new URL(result.links[0]?.enrollment_url ?? '').hash.replace('#enroll=', ''));
       expect(session.methods).toEqual(['push']);
       const again = await cli(['enroll', 'campaign', '--tenant', 'acme', '--create-links']);
       expect(again.stdout).toContain('created 0 enrollment links (1 user already had an open one)');

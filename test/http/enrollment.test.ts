@@ -45,8 +45,8 @@ for (const dialect of DIALECTS) {
       expect(Object.keys(created.body).sort()).toEqual(['enrollment_url', 'expires_at', 'id', 'methods', 'token', 'username']);
       const token: string = created.body.token;
       expect(token).toMatch(/^cse_[A-Za-z0-9_-]{43}$/);
-      expect(created.body.enrollment_url).toBe(`https://mfa.contoso.com/enroll#token=${token}`);
-      expect(new URL(created.body.enrollment_url).hash).toBe(`#token=${token}`);
+      expect(created.body.enrollment_url).toBe(`https://mfa.contoso.com/authenticator/#enroll=${token}`);
+      expect(new URL(created.body.enrollment_url).hash).toBe(`#enroll=${token}`);
       // 7 days by default.
       expect(created.body.expires_at).toBe(new Date(t.clock.ms() + 7 * 86_400_000).toISOString());
       expect(created.body.methods).toEqual(['totp', 'push', 'sms', 'voice']);

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newKeyPair } from '../support/device.js';
 import { createTestApp, DIALECTS, type TestApp } from '../support/harness.js';
 import { totpAt } from '../support/otp.js';
 
@@ -142,6 +143,80 @@ for (const dialect of DIALECTS) {
       const notices = await t.services.db.selectFrom('notifications').selectAll().where('user_id', '=', user.id).execute();
       expect(notices.map((r) => r.kind)).toEqual(['phone_preregistered']);
       expect(notices[0]?.detail).not.toContain('4255550199');
+    });
+
+    it('a link only adds: it cannot replace a verified phone number (409), so a link holder cannot knock out a working factor', async () => {
+      const username = await newUser();
+      const url = `/v1/admin/users/${username}/phones?tenant=default`;
+      expect((await t.admin('POST', url, { number: '+14255550177', type: 'mobile', verified: true, reason: 'help desk' })).status).toBe(201);
+      const { token } = (await t.admin('POST', linkUrl(username), { methods: ['sms', 'voice'] })).body;
+      const refused = await as(token, 'POST', '/v1/enrollment/phone', { number: '+14255550666', type: 'mobile' });
+      expect(refused.status).toBe(409);
+      expect(refused.body.error.message).toContain('a verified mobile number (+1 XXX-XXX-0177) is already registered');
+      expect(refused.body.error.message).not.toContain('4255550177');
+      // The same number again is refused too, and the working number is untouched: verified, still takes texts.
+      expect((await as(token, 'POST', '/v1/enrollment/phone', { number: '+14255550177', type: 'mobile' })).status).toBe(409);
+      expect((await t.admin('GET', `/v1/admin/users/${username}?tenant=default`)).body.phones).toEqual([expect.objectContaining({ type: 'mobile', number: '+14255550177', verified: true })]);
+      expect((await t.api('POST', '/v1/challenges', { username, method: 'sms' })).status).toBe(201);
+      // A number of another type can still be added through the link.
+      expect((await as(token, 'POST', '/v1/enrollment/phone', { number: '+14255550178', type: 'office' })).status).toBe(201);
+    });
+
+    it('push through a link: at most 3 activation URLs open at once; a device activated with one starts the 15-minute cap', async () => {
+      const username = await newUser();
+      const { token } = (await t.admin('POST', linkUrl(username), { methods: ['push', 'totp'] })).body;
+      const started = await Promise.all(Array.from({ length: 10 }, () => as(token, 'POST', '/v1/enrollment/push', {})));
+      expect(started.filter((a) => a.status === 201)).toHaveLength(3);
+      const refused = started.filter((a) => a.status !== 201);
+      expect(refused).toHaveLength(7);
+      for (const r of refused) {
+        expect(r.status).toBe(429);
+        expect(r.body.error.message).toContain('3 activation links open already');
+      }
+      const linkRow = await t.services.db.selectFrom('enrollment_links').selectAll().where('token_hash', '=', createHash('sha256').update(token).digest('hex')).executeTakeFirstOrThrow();
+      expect(linkRow.first_method_at).toBeNull();
+      // Activating a device with one of them counts as registering through the link.
+      const code = new URL(started.find((a) => a.status === 201)?.body.activation_url).hash.replace('#activate=', '');
+      const activated = await t.app.inject({ method: 'POST', url: '/v1/authenticator/activate', payload: { code, public_key: newKeyPair().publicKey, name: 'Link phone' } });
+      expect(activated.statusCode).toBe(201);
+      const info = await as(token, 'GET', '/v1/enrollment');
+      expect(info.body.expires_at).toBe(new Date(t.clock.ms() + 15 * 60_000).toISOString());
+      expect(info.body.mfa_state).toBe('enforced');
+      const registered = await t.services.db.selectFrom('audit_events').select(['actor', 'detail']).where('action', '=', 'enrollment.method_registered').where('actor', '=', `enrollment-link:${linkRow.id}`).execute();
+      expect(registered).toHaveLength(1);
+      expect(JSON.parse(registered[0]?.detail ?? '{}')).toMatchObject({ type: 'push', device: activated.json().device_id });
+      // Two remain open; one more may be started, then the limit holds again.
+      expect((await as(token, 'POST', '/v1/enrollment/push', {})).status).toBe(201);
+      expect((await as(token, 'POST', '/v1/enrollment/push', {})).status).toBe(429);
+      // Completing ends the link's open activation URLs: none can activate a device afterwards.
+      expect((await as(token, 'POST', '/v1/enrollment/complete')).status).toBe(200);
+      const open = await t.services.db.selectFrom('push_activations').select('id').where('enrollment_link_id', '=', linkRow.id).where('used_at', 'is', null).where('expires_at', '>', t.clock.ms()).execute();
+      expect(open).toEqual([]);
+    });
+
+    it('an administrator’s revocation ends the activation URLs the link opened', async () => {
+      const username = await newUser();
+      const { token } = (await t.admin('POST', linkUrl(username), { methods: ['push'] })).body;
+      const push = await as(token, 'POST', '/v1/enrollment/push', {});
+      expect(push.status).toBe(201);
+      expect((await t.admin('DELETE', linkUrl(username))).status).toBe(200);
+      const code = new URL(push.body.activation_url).hash.replace('#activate=', '');
+      const activated = await t.app.inject({ method: 'POST', url: '/v1/authenticator/activate', payload: { code, public_key: newKeyPair().publicKey, name: 'Too late' } });
+      expect(activated.statusCode).toBe(404);
+    });
+
+    it('a blocked user is refused; a block whose blocked_until has passed is lifted, as for preauth', async () => {
+      const username = await newUser();
+      const { token } = (await t.admin('POST', linkUrl(username))).body;
+      const now = t.clock.ms();
+      await t.services.db.updateTable('users').set({ status: 'blocked', blocked_reason: 'fraud', blocked_until: now + 60_000 }).where('username', '=', username).execute();
+      const blocked = await as(token, 'GET', '/v1/enrollment');
+      expect(blocked.status).toBe(403);
+      expect(blocked.body.error.message).toContain('blocked');
+      t.clock.advance(60_000);
+      expect((await as(token, 'GET', '/v1/enrollment')).status).toBe(200);
+      await t.services.db.updateTable('users').set({ blocked_until: null }).where('username', '=', username).execute();
+      expect((await as(token, 'GET', '/v1/enrollment')).status).toBe(403);
     });
   });
 }

@@ -19,7 +19,7 @@ import { optionalBody } from './admin-enrollment.js';
 import { ErrorBody, Method, Nullable } from '../schemas.js';
 
 /**
- * The self-service registration API an enrollment link opens (`${public_url}/enroll#token=…`):
+ * The self-service registration API an enrollment link opens (`${public_url}/authenticator/#enroll=…`, opened by the authenticator web app):
  * the user's browser (or, later, the portal) calls it with the link's token as bearer
  * (`Authorization: Bearer cse_…`). Application and administrator keys are not accepted here,
  * and the token is accepted nowhere else. Also the Auth API's "not now" for the registration
@@ -100,7 +100,7 @@ export const enrollmentRoutes: FastifyPluginAsyncTypebox<{ services: Services }>
         tags,
         security,
         summary: 'An activation link (QR code) for the Countersign Authenticator: single use, 10 minutes',
-        description: `${description} Optional JSON body {"with_totp": true}: the authenticator also gets a TOTP secret (when the link allows totp).`,
+        description: `${description} Optional JSON body {"with_totp": true}: the authenticator also gets a TOTP secret (when the link allows totp). At most 3 activation links are open per enrollment link (429 beyond); the device that activates with one counts as registered through the link.`,
         response: { 201: Type.Object({ activation_url: Type.String(), activation_code: Type.String(), expires_at: Type.String() }), ...errors },
       },
     },
@@ -114,7 +114,7 @@ export const enrollmentRoutes: FastifyPluginAsyncTypebox<{ services: Services }>
         tags,
         security,
         summary: 'Register a phone number: a code goes to it (a text to a mobile, a call to an office or alternate number)',
-        description,
+        description: `${description} A link only adds: 409 when a verified number of that type is registered already.`,
         body: Type.Object({ number: Type.String({ maxLength: 40 }), type: Type.Optional(Type.String({ maxLength: 16 })) }, { additionalProperties: false }),
         response: {
           201: Type.Object({ challenge_id: Type.String(), type: Type.String(), number: Type.String(), status: Type.String(), expires_at: Type.String() }),

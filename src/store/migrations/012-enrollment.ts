@@ -27,6 +27,10 @@ export async function up(db: Kysely<any>): Promise<void> {
     .execute();
   await db.schema.createIndex('enrollment_links_user').on('enrollment_links').columns(['user_id', 'expires_at']).execute();
   await db.schema.createIndex('enrollment_links_tenant').on('enrollment_links').columns(['tenant_id', 'created_at']).execute();
+  // A push activation started through an enrollment link names it: a link has at most a few open
+  // activation URLs, and the device that activates counts as a method registered through the link.
+  await db.schema.alterTable('push_activations').addColumn('enrollment_link_id', 'text').execute();
+  await db.schema.createIndex('push_activations_enrollment_link').on('push_activations').columns(['enrollment_link_id', 'expires_at']).execute();
 
   await db.schema
     .createTable('registration_snoozes')
@@ -39,6 +43,8 @@ export async function up(db: Kysely<any>): Promise<void> {
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
+  await db.schema.dropIndex('push_activations_enrollment_link').execute();
+  await db.schema.alterTable('push_activations').dropColumn('enrollment_link_id').execute();
   await db.schema.dropTable('registration_snoozes').execute();
   await db.schema.dropTable('enrollment_links').execute();
 }

@@ -140,7 +140,7 @@ function pushRefused(error: unknown): boolean {
   return error instanceof ApiError && error.status === 400 && /^(target|channel)\b/.test(error.message);
 }
 
-async function activateShown(code: string): Promise<void> {
+async function activateShown(code: string): Promise<boolean> {
   const form = byId<HTMLFormElement>('activate-form');
   const status = byId('activation-status');
   const button = form.querySelector<HTMLButtonElement>('button[type=submit]');
@@ -187,10 +187,24 @@ async function activateShown(code: string): Promise<void> {
     if (button !== null) button.disabled = false;
     onActivated(account);
     toast(`Activated for ${accountLabel(account)}. Sign-in requests will appear here.${notice}`);
+    return true;
   } catch (error) {
     if (button !== null) button.disabled = false;
     status.textContent = `Activation failed: ${error instanceof Error ? error.message : String(error)}`;
+    return false;
   }
+}
+
+/**
+ * Activates this browser with a code at once, through the same path as the form (for an
+ * enrollment link's "Use this browser as your authenticator": enrollment.ts). False when the
+ * code is refused or activation failed; the activation section then says why.
+ */
+export async function activateInPlace(code: string): Promise<boolean> {
+  if (!CODE.test(code)) return false;
+  await showActivation(code);
+  if (activeCode !== code || byId('activate-form').hidden) return false;
+  return activateShown(code);
 }
 
 let onActivated: (account: Account) => void = () => undefined;

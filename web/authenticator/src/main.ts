@@ -1,5 +1,6 @@
 /**
- * The Countersign Authenticator web app: activation from a link (activation.ts), the sign-in
+ * The Countersign Authenticator web app: activation from a link (activation.ts), registration
+ * from an enrollment link (enrollment.ts), the sign-in
  * requests waiting for an answer (requests.ts), and offline codes (accounts-view.ts), for every
  * account this browser holds (accounts.ts), each watched over the server's live stream
  * (live-stream.ts). Installable: a manifest and a service worker (public/sw.js) that keeps the
@@ -7,6 +8,7 @@
  */
 import './style.css';
 import { initActivation } from './activation.js';
+import { initEnrollment } from './enrollment.js';
 import { accountLabel, listAccounts, removeAccount, type Account } from './accounts.js';
 import { forgetLink, renderAccounts, setLink, tickCodes } from './accounts-view.js';
 import { byId } from './dom.js';
@@ -80,6 +82,7 @@ async function boot(): Promise<void> {
     showAccounts();
     watch(account);
   });
+  initEnrollment();
   setInterval(() => {
     tickCodes(accounts);
     tickRequests();
