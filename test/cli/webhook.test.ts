@@ -1,9 +1,8 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { makeStoreLocation, type TestStoreLocation } from '../support/harness.js';
+import { openCliSession, type CliSession } from '../support/cli.js';
+import type { TestStoreLocation } from '../support/harness.js';
 import { startReceiver, verifySignature, type Receiver } from '../support/webhook-receiver.js';
 
 /**
@@ -12,53 +11,23 @@ import { startReceiver, verifySignature, type Receiver } from '../support/webhoo
  * directory — and `countersign serve` delivering, from its dispatcher, the events another
  * process (the CLI) committed to the store.
  */
-const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const SLOW = 300_000;
 
+let session: CliSession;
 let location: TestStoreLocation;
 let receiver: Receiver;
-
-function childEnv(): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env };
-  for (const name of Object.keys(env)) if (name.startsWith('COUNTERSIGN_')) delete env[name];
-  // The receiver is http:// on 127.0.0.1: allowed for this test only.
-  return { ...env, COUNTERSIGN_WEBHOOKS_ALLOW_HTTP: 'true', COUNTERSIGN_WEBHOOKS_ALLOW_PRIVATE: 'true', COUNTERSIGN_LOG_LEVEL: 'warn' };
-}
-
-function cli(args: string[], env: NodeJS.ProcessEnv = childEnv()): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = execFile(process.execPath, ['bin/countersign.js', ...args, '--data-dir', location.dataDir], { cwd: ROOT, env, timeout: 60_000 }, (error, stdout, stderr) => {
-      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stdout, stderr });
-    });
-    child.stdin?.end('');
-  });
-}
-
-async function serve(): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['bin/countersign.js', 'serve', '--port', '0', '--host', '127.0.0.1', '--data-dir', location.dataDir], { cwd: ROOT, env: childEnv() });
-  let out = '';
-  child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (out += chunk.toString()));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`no start:\n${out}`)), 60_000);
-    child.stdout.on('data', () => {
-      if (out.includes('API documentation')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`exited ${String(code)}:\n${out}`)));
-  });
-  return child;
-}
+const cli = (args: string[]) => session.cli(args);
+const serve = () => session.serve();
 
 beforeAll(async () => {
-  location = await makeStoreLocation('sqlite');
+  // The receiver is http:// on 127.0.0.1: allowed for this test only.
+  session = await openCliSession({ COUNTERSIGN_WEBHOOKS_ALLOW_HTTP: 'true', COUNTERSIGN_WEBHOOKS_ALLOW_PRIVATE: 'true', COUNTERSIGN_LOG_LEVEL: 'warn' });
+  location = session.location;
   receiver = await startReceiver();
 });
 afterAll(async () => {
   await receiver.close();
-  await location.drop();
+  await session.close();
 });
 
 describe('countersign webhook / email-template (CLI)', () => {
@@ -78,10 +47,11 @@ describe('countersign webhook / email-template (CLI)', () => {
       const webhook = JSON.parse(added.stdout) as { id: string; secret: string; events: string[] };
       expect(webhook).toMatchObject({ events: ['user.created', 'user.deleted'], secret: expect.stringMatching(/^whsec_/) });
       const listed = await cli(['webhook', 'list', '--tenant', 'acme', '--json']);
-      expect(JSON.parse(listed.stdout)).toEqual([expect.objectContaining({ id: webhook.id, url: receiver.url, description: 'SIEM' })]);
+      // Listings mask the path and query (often a credential): the whole URL is in the answer to add only.
+      expect(JSON.parse(listed.stdout)).toEqual([expect.objectContaining({ id: webhook.id, url: `${new URL(receiver.url).origin}/…`, description: 'SIEM' })]);
       expect(listed.stdout).not.toContain(webhook.secret);
       const human = await cli(['webhook', 'list', '--tenant', 'acme']);
-      expect(human.stdout).toContain(`${webhook.id}  ${receiver.url}  events user.created,user.deleted  (SIEM)`);
+      expect(human.stdout).toContain(`${webhook.id}  ${new URL(receiver.url).origin}/…  events user.created,user.deleted  (SIEM)`);
 
       // The server's dispatcher sends what another process (this CLI) commits.
       const server = await serve();

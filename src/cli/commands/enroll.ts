@@ -21,7 +21,10 @@ export function parseDuration(raw: string | undefined, field = '--expires'): num
   if (raw === undefined) return undefined;
   const match = /^(\d{1,9})([smhd]?)$/.exec(raw.trim());
   if (match === null) throw invalidInput(field, 'must be a duration such as 7d, 12h, 90m or 3600 (seconds)');
-  return parseExpiresIn(Number(match[1]) * (UNITS[match[2] || 's'] ?? 1), field);
+  const seconds = Number(match[1]) * (UNITS[match[2] || 's'] ?? 1);
+  // The flow's message speaks of seconds; here the duration was typed with a unit.
+  if (seconds < 60 || seconds > ENROLLMENT_MAX_SECONDS) throw invalidInput(field, `must be from 60s to ${ENROLLMENT_MAX_SECONDS / 86_400}d (30 days), e.g. 7d, 12h or 90m; got ${raw.trim()}`);
+  return parseExpiresIn(seconds, field);
 }
 
 function parseList(raw: string | undefined): string[] | undefined {

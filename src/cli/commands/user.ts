@@ -5,7 +5,7 @@ import { clearPin, setPin } from '../../flows/pins.js';
 import { bulkSetStates, importUsers } from '../../flows/user-import.js';
 import { forgetRememberedDevices } from '../../flows/remembered-devices.js';
 import { listBlockedUsers, unblockUser, unlockUser, type BlockedUserView } from '../../flows/user-blocks.js';
-import { createUser, deleteUser, findUser, listUsers, blockUser, setUserState, viewUser, type UserView } from '../../flows/users.js';
+import { createUser, deleteUser, findUser, listUsers, blockUser, setUserState, updateUser, viewUser, type UserView } from '../../flows/users.js';
 import { grantFromCli, grantOptions } from './bypass.js';
 import { readFirstLine } from '../stdin.js';
 import { addStoreOptions, CLI, print, readInputFile, tenantOf, withServices, type GlobalOptions } from '../context.js';
@@ -42,6 +42,33 @@ export function registerUserCommands(program: Command): void {
         groups: options.group,
       });
       print(options.json, created, () => `created ${describe(created)}`);
+    }),
+  );
+
+  tenantOption(
+    user
+      .command('update <username>')
+      .description('change a user: display name, e-mail, mobile phone, groups (each option given replaces that field)')
+      .option('--display-name <name>', 'display name')
+      .option('--email <email>', 'email address')
+      .option('--phone <phone>', 'mobile phone number (E.164, or national in the tenant country)')
+      .option('--group <group...>', 'the user\'s groups, all of them (as conditional access policies see them)')
+      .option('--no-groups', 'remove the user from every group')
+      .option('--json', 'print JSON'),
+  ).action((username: string, options: Options & { displayName?: string; email?: string; phone?: string; group?: string[]; groups?: boolean }) =>
+    withServices(options, async (services) => {
+      const tenant = await tenantOf(services, options.tenant);
+      const groups = options.groups === false ? [] : options.group;
+      if (options.displayName === undefined && options.email === undefined && options.phone === undefined && groups === undefined) {
+        throw invalidInput('options', 'name what to change: --display-name, --email, --phone, --group or --no-groups');
+      }
+      const updated = await updateUser(services, CLI, tenant, await findUser(services.db, tenant.id, username), {
+        display_name: options.displayName,
+        email: options.email,
+        phone: options.phone,
+        groups,
+      });
+      print(options.json, updated, () => `updated ${describe(updated)}`);
     }),
   );
 
