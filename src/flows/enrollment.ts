@@ -186,7 +186,7 @@ export async function createEnrollmentLink(
     username: user.username,
     // In the fragment: browsers never send it, so the token is in no request line or access log.
     // The Countersign Authenticator web app opens it (web/authenticator/src/enrollment.ts).
-    enrollment_url: `${serverBase(services)}/authenticator/#enroll=${token}`,
+    enrollment_url: `${await serverBase(services)}/authenticator/#enroll=${token}`,
     token,
     methods,
     expires_at: iso(row.expires_at) ?? '',

@@ -48,10 +48,28 @@ export interface PushDeviceView {
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 
 /** Where people and authenticators reach this server. */
-export function serverBase(services: Services): string {
+export async function serverBase(services: Services): Promise<string> {
   if (services.config.publicUrl !== undefined) return services.config.publicUrl;
+  // A CLI run next to a server on another port: the address the server recorded when it started.
+  const recorded = await services.db.selectFrom('store_meta').select('value').where('name', '=', SERVER_URL).executeTakeFirst();
+  if (recorded !== undefined) return recorded.value;
   const host = services.config.host === '0.0.0.0' || services.config.host === '::' ? 'localhost' : services.config.host;
   return `http://${host}:${services.config.port}`;
+}
+
+/** `store_meta` name of the address the last server to start is reached at, without public_url. */
+const SERVER_URL = 'server_url';
+
+/**
+ * Called by `countersign serve` once it listens: links made by a CLI on the same store (push
+ * activation, enrollment) then point at this server's port even when public_url is unset.
+ */
+export async function recordServerUrl(services: Services, url: string): Promise<void> {
+  await services.db
+    .insertInto('store_meta')
+    .values({ name: SERVER_URL, value: url })
+    .onConflict((oc) => oc.column('name').doUpdateSet({ value: url }))
+    .execute();
 }
 
 export async function startActivation(
@@ -75,7 +93,7 @@ export async function startActivation(
     record({ tenantId: tenant.id, actor: actorOf(principal), action: 'push.activation_started', target: user.id });
   });
   return { // In the fragment: browsers never send it, so the code is in no request line or access log.
-    activation_url: `${serverBase(services)}/authenticator#activate=${code}`, activation_code: code, expires_at: new Date(expiresAt).toISOString() };
+    activation_url: `${await serverBase(services)}/authenticator#activate=${code}`, activation_code: code, expires_at: new Date(expiresAt).toISOString() };
 }
 
 function parsePublicKey(value: unknown): KeyObject {

@@ -170,8 +170,9 @@ describe('countersign authenticator (CLI, end to end)', () => {
       const { activation_url: url } = JSON.parse(link.stdout) as { activation_url: string; expires_at: string };
       expect(url).toMatch(new RegExp(`^${base.replace(/\./g, '\\.')}/authenticator#activate=[A-Za-z0-9_-]{22,}$`));
       // Printed for people: a link to localhost says a phone cannot reach it; a public address does not.
+      // Without public_url or --url, the link points at the running server's own port, as it recorded it at start.
       const local = await admin('push', 'activate', '--tenant', 'default', USERNAME);
-      expect(local.stdout).toContain('/authenticator#activate=');
+      expect(local.stdout).toContain(`${base}/authenticator#activate=`);
       expect(local.stdout).toContain('which only this computer reaches: for a phone, set public_url (COUNTERSIGN_PUBLIC_URL)');
       const published = await admin('push', 'activate', '--tenant', 'default', USERNAME, '--url', 'https://mfa.example.com');
       expect(published.stdout).toContain('https://mfa.example.com/authenticator#activate=');

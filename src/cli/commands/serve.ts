@@ -2,6 +2,7 @@ import type { Command } from 'commander';
 import { createServices } from '../../app.js';
 import { bootstrapFirstAdmin } from '../../flows/api-keys.js';
 import { startEventDispatcher } from '../../flows/events.js';
+import { recordServerUrl } from '../../flows/push.js';
 import { addStoreOptions, configFrom, type GlobalOptions } from '../context.js';
 
 interface ServeOptions extends GlobalOptions {
@@ -28,6 +29,8 @@ export function registerServeCommand(program: Command): void {
     const dispatcher = startEventDispatcher(services);
     const port = new URL(address).port;
     const local = `http://localhost:${port}`;
+    const host = config.host === '0.0.0.0' || config.host === '::' ? 'localhost' : config.host.includes(':') ? `[${config.host}]` : config.host;
+    await recordServerUrl(services, `http://${host}:${port}`);
     const where = config.host === '0.0.0.0' || config.host === '::' ? `http://${config.host}:${port} (all interfaces)` : address;
     process.stdout.write(
       [
