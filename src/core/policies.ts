@@ -4,7 +4,9 @@ import { matchRange, normalizeRange } from './ip-ranges.js';
 /**
  * Conditional access policies (issue 5 item 9): ordered rules per tenant, each with conditions
  * on the sign-in and one grant. Pure: flows/policies.ts stores them, flows/preauth.ts gathers
- * what they look at, core/preauth.ts acts on the outcome.
+ * what they look at, core/preauth.ts acts on the outcome; the other Auth API entry points
+ * (`/v1/verify`, `/v1/challenges`, `/v1/app-passwords/verify`) enforce it too, through
+ * `policyRefusal` below, so an application that skips preauth is not let through.
  *
  * **How rules combine: the first enabled policy whose conditions all match decides**, top to
  * bottom by `position`; the policies after it are not consulted. Azure's conditional access
@@ -96,6 +98,29 @@ export interface PolicyEvaluation {
 }
 
 export const NO_POLICIES: PolicyEvaluation = { consulted: [], matched: null };
+
+/** Why a sign-in is refused by its policy, at an Auth API entry point after preauth. */
+export type PolicyRefusalReason = 'policy_block' | 'phishing_resistant_required';
+export interface PolicyRefusal {
+  readonly reason: PolicyRefusalReason;
+  /** The policy that decided, by name. */
+  readonly policy: string;
+}
+
+/**
+ * What the matched policy means where a factor is given or started (`/v1/verify`, a challenge,
+ * an app password) rather than decided on (preauth): `block` refuses the sign-in
+ * (`policy_block`); `require_phishing_resistant` refuses every factor Countersign has — codes,
+ * texts, calls, push and app passwords alike (SECURITY.md WA-03: only WebAuthn satisfies it,
+ * and there is none yet) — as `phishing_resistant_required`. `require_mfa` and
+ * `allow_without_mfa` refuse nothing: the factor given is at least what they ask.
+ */
+export function policyRefusal(evaluation: PolicyEvaluation): PolicyRefusal | null {
+  const matched = evaluation.matched;
+  if (matched?.grant === 'block') return { reason: 'policy_block', policy: matched.name };
+  if (matched?.grant === 'require_phishing_resistant') return { reason: 'phishing_resistant_required', policy: matched.name };
+  return null;
+}
 
 /** The first enabled policy that applies decides; see the header for why. */
 export function evaluatePolicies(rules: readonly PolicyRule[], subject: PolicySubject): PolicyEvaluation {

@@ -2,6 +2,7 @@ import { hkdfSync, randomUUID } from 'node:crypto';
 import { isIP } from 'node:net';
 import { sql, type Kysely } from 'kysely';
 import { CountersignError, invalidInput, notFound } from '../core/errors.js';
+import type { PolicyRefusalReason } from '../core/policies.js';
 import { normalizeUsername } from '../core/user-fields.js';
 import {
   appPasswordMatches,
@@ -16,6 +17,7 @@ import { purgeWindows, takeFromWindow } from '../store/rate-windows.js';
 import type { Database, TenantRow, UserRow } from '../store/schema.js';
 import { writeTransaction } from '../store/write-transaction.js';
 import { queueUserNotification } from './notifications.js';
+import { policyCountColumn, signInRefusal } from './policies.js';
 import { tenantSettings } from './tenants.js';
 
 /**
@@ -173,7 +175,7 @@ export async function revokeAllAppPasswords(services: Services, principal: Princ
   return revoked;
 }
 
-export type AppPasswordReason = 'approved' | 'invalid_password' | 'app_passwords_disabled' | 'blocked' | 'locked_out';
+export type AppPasswordReason = 'approved' | 'invalid_password' | 'app_passwords_disabled' | 'blocked' | 'locked_out' | PolicyRefusalReason;
 
 export interface AppPasswordOutcome {
   result: 'approved' | 'denied';
@@ -205,7 +207,14 @@ export interface AppPasswordVerifyRequest {
  * 6. in one transaction: a wrong password is a failed authentication and counts towards the
  *    user's lockout (store/attempts.ts, as for codes, SECURITY.md RL-01); a right one approves
  *    only if its row still exists (`UPDATE … WHERE id = ?` changed one row: a password revoked
- *    meanwhile fails) and the user is still neither blocked nor locked. A success does not clear
+ *    meanwhile fails) and the user is still neither blocked nor locked — and the tenant's
+ *    conditional access policies do not refuse the sign-in (client `legacy`, the `ip` above, the
+ *    calling application): a `block` policy denies it as `policy_block` (the usual "block legacy
+ *    authentication" policy stops app passwords too, whether or not the application asked
+ *    preauth), `require_phishing_resistant` as `phishing_resistant_required` (SECURITY.md WA-03).
+ *    The policies are consulted only for a right password, and only when the tenant has enabled
+ *    ones (its `policy_count`, read with the user): a wrong password is a failure as ever, and an
+ *    unknown user still answers invalid_password. A refused password is not marked used. A success does not clear
  *    the failure count: the count also guards the user's second factors, and a single factor must
  *    not reset it. The sign-in is recorded as single factor (`app_password.used`), with the
  *    password's name and the IP, and never feeds MFA caching or remembered devices.
@@ -233,7 +242,13 @@ export async function verifyAppPassword(services: Services, principal: Principal
   }
   await admitVerification(services, tenant, username, ip, now);
 
-  const user = await services.db.selectFrom('users').select(['id', 'status', 'blocked_until', 'locked_until']).where('tenant_id', '=', tenant.id).where('username', '=', username).executeTakeFirst();
+  const user = await services.db
+    .selectFrom('users')
+    .innerJoin('tenants', 'tenants.id', 'users.tenant_id')
+    .select(['users.id', 'users.status', 'users.blocked_until', 'users.locked_until', policyCountColumn()])
+    .where('users.tenant_id', '=', tenant.id)
+    .where('users.username', '=', username)
+    .executeTakeFirst();
   const refused = user === undefined ? undefined : refusal(user, now);
   if (user !== undefined && refused !== undefined) {
     await services.audit({ ...auditBase, action: 'app_password.denied', target: user.id, detail: { ...detailBase, reason: refused } });
@@ -264,6 +279,12 @@ export async function verifyAppPassword(services: Services, principal: Principal
   }
   // Parameters raised since it was made (PWD-01): the matched password is rehashed as it is used.
   const rehashed = match !== undefined && letters !== undefined && appPasswordNeedsRehash(match.password_hash) ? await hashAppPassword(letters, pepper) : undefined;
+  // Conditional access, for a right password only (see above).
+  const applicationId = principal.kind === 'application' ? principal.applicationId : null;
+  const policyRefused =
+    match !== undefined && user !== undefined
+      ? await signInRefusal(services, tenant, { enabledPolicies: Number(user.policy_count), userId: user.id, username, applicationId, client: 'legacy', ip })
+      : null;
 
   const policy = { threshold: settings.lockout_threshold, resetMinutes: settings.lockout_reset_minutes, lockoutMinutes: settings.lockout_minutes };
   return services.writes.run(async (db, record): Promise<AppPasswordOutcome> => {
@@ -278,6 +299,10 @@ export async function verifyAppPassword(services: Services, principal: Principal
         // Blocked or locked (or deleted) by a racing request between the check above and now.
         record({ ...auditBase, action: 'app_password.denied', target: user.id, detail: { ...detailBase, reason: refusedNow } });
         return { result: 'denied', reason: refusedNow };
+      }
+      if (policyRefused !== null) {
+        record({ ...auditBase, action: 'app_password.denied', target: user.id, detail: { ...detailBase, app_password: match.id, reason: policyRefused.reason, policy: policyRefused.policy } });
+        return { result: 'denied', reason: policyRefused.reason };
       }
       // Single use is not the point here, revocation is: the row must still be there.
       const used = await db

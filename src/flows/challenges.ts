@@ -9,6 +9,7 @@ import { decideChallenge, isOpen, OPEN_STATUSES, viewChallenge as view, type Cha
 import { answerPhoneCode, dispatchPhoneChallenge, preparePhoneChallenge } from './phone-challenges.js';
 import { choosePhoneMethod, userPhoneMethods } from './phone-methods.js';
 import { notifyDevices, preparePush, pushTopic, userPushMethods } from './push.js';
+import { policyCountColumn, signInRefusal } from './policies.js';
 import { parseIp } from './preauth.js';
 import { tenantSettings } from './tenants.js';
 import { activeCodeMethods, verifyCode } from './verify-code.js';
@@ -18,6 +19,13 @@ import { activeCodeMethods, verifyCode } from './verify-code.js';
  * failed`, single use. Code methods (totp, oath) and one-way text or read-out call codes are
  * answered with `/answer`; calls and two-way texts change the status from their own channel
  * (flows/phone-challenges.ts) and wake the waiters.
+ *
+ * The tenant's conditional access policies are enforced when a challenge is started, as in
+ * preauth (an application need not have asked preauth): a `block` policy refuses it (403,
+ * policy_block), and so does `require_phishing_resistant` for every method there is — codes,
+ * texts, calls and push alike (403, phishing_resistant_required; SECURITY.md WA-03). Nothing is
+ * stored, sent or shown on a device. A code answered to a challenge is checked again by
+ * verifyCode, so a policy added after the challenge started refuses its answer too.
  */
 export type { ChallengeView } from './challenge-state.js';
 
@@ -43,10 +51,36 @@ export async function createChallenge(services: Services, principal: Principal, 
   const eventDetail = optionalText(request.context?.event?.detail, 'context.event.detail', 1000);
   if (request.context?.event !== undefined && eventTitle === null) throw invalidInput('context.event.title', 'is required with an event');
 
-  const user = await services.db.selectFrom('users').selectAll().where('tenant_id', '=', tenant.id).where('username', '=', username).executeTakeFirst();
-  if (user === undefined) throw notFound(`user ${username}`);
+  // The tenant's enabled policies are counted in the same statement: none → no policy query.
+  const found = await services.db
+    .selectFrom('users')
+    .innerJoin('tenants', 'tenants.id', 'users.tenant_id')
+    .selectAll('users')
+    .select(policyCountColumn())
+    .where('users.tenant_id', '=', tenant.id)
+    .where('users.username', '=', username)
+    .executeTakeFirst();
+  if (found === undefined) throw notFound(`user ${username}`);
+  const { policy_count: enabledPolicies, ...user } = found;
   const now = services.clock().getTime();
   if (user.status === 'blocked' && (user.blocked_until === null || Number(user.blocked_until) > now)) throw new CountersignError('FORBIDDEN', 'the user is blocked');
+  const applicationId = principal.kind === 'application' ? principal.applicationId : null;
+  const refusal = await signInRefusal(services, tenant, { enabledPolicies: Number(enabledPolicies), userId: user.id, username: user.username, applicationId, client: 'browser', ip: ip ?? null });
+  if (refusal !== null) {
+    await services.audit({
+      tenantId: tenant.id,
+      actor: actorOf(principal),
+      action: 'verification.denied',
+      target: user.id,
+      detail: { username: user.username, ip: ip ?? null, challenge: null, reason: refusal.reason, policy: refusal.policy },
+    });
+    throw new CountersignError(
+      'FORBIDDEN',
+      refusal.reason === 'policy_block'
+        ? `conditional access policy "${refusal.policy}" blocks this sign-in (policy_block)`
+        : `conditional access policy "${refusal.policy}" requires a phishing-resistant method (a WebAuthn security key or passkey): no code, text, call or push satisfies it (phishing_resistant_required)`,
+    );
+  }
   const methods = await activeCodeMethods(services, tenant, { id: user.id });
   const method = request.method;
   const chosen = methods.filter((m) => m.id === method || m.type === method);
@@ -54,7 +88,7 @@ export async function createChallenge(services: Services, principal: Principal, 
   const base = {
     id: randomUUID(),
     tenant_id: tenant.id,
-    application_id: principal.kind === 'application' ? principal.applicationId : null,
+    application_id: applicationId,
     user_id: user.id,
     app,
     ip: ip ?? null,
@@ -203,7 +237,7 @@ export async function answerChallenge(services: Services, principal: Principal, 
     if (!(await decideChallenge(services, row.id, 'approved'))) throw new CountersignError('CONFLICT', 'the challenge was decided by another request');
     return view({ ...row, status: 'approved' });
   }
-  if (outcome.reason === 'locked_out' || outcome.reason === 'blocked') {
+  if (outcome.reason === 'locked_out' || outcome.reason === 'blocked' || outcome.reason === 'policy_block' || outcome.reason === 'phishing_resistant_required') {
     await decideChallenge(services, row.id, 'denied');
     return { ...view({ ...row, status: 'denied' }), reason: outcome.reason };
   }

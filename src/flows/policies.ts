@@ -13,17 +13,20 @@ import {
   parseLocationName,
   parseLocationRanges,
   parseName,
+  policyRefusal,
   TRUSTED,
   type ClientType,
   type IncludeExclude,
   type PolicyConditions,
   type PolicyEvaluation,
   type PolicyGrant,
+  type PolicyRefusal,
   type PolicyRule,
 } from '../core/policies.js';
 import { actorOf, type Principal, type Services } from '../services.js';
 import type { PoliciesTable, NamedLocationsTable } from '../store/schema-policies.js';
 import type { Database, TenantRow } from '../store/schema.js';
+import { tenantSettings } from './tenants.js';
 
 /**
  * Conditional access policies and named locations (issue 5 item 9): the administrator's side.
@@ -37,6 +40,11 @@ import type { Database, TenantRow } from '../store/schema.js';
  * moving and deleting renumber under the tenant's lock (one writer on SQLite, `FOR UPDATE` of
  * the tenant row on PostgreSQL), so racing changes cannot exceed 100 policies or share a place.
  * Every change is audited, with the policy's name and what changed.
+ *
+ * The tenant's `policy_count` (its enabled policies) is set again in the transaction of every
+ * change that can alter it (create, update, delete), so every server process on the store sees
+ * it with the change; sign-ins read it joined to the user they read anyway
+ * (`policyCountColumn`) and skip the policies when it is 0. Nothing is cached per process.
  */
 export interface PolicyView {
   id: string;
@@ -212,6 +220,18 @@ async function renumber(db: Kysely<Database>, tenantId: string, ordered: readonl
   }
 }
 
+/**
+ * Sets the tenant's `policy_count` to its enabled policies, counted in this transaction (after
+ * the change, under the tenant's lock): never adjusted by ±1, so it cannot drift.
+ */
+async function syncPolicyCount(db: Kysely<Database>, tenantId: string): Promise<void> {
+  await db
+    .updateTable('tenants')
+    .set({ policy_count: sql<number>`(select count(*) from policies where tenant_id = ${tenantId} and enabled = 1)` })
+    .where('id', '=', tenantId)
+    .execute();
+}
+
 async function currentOrder(db: Kysely<Database>, tenantId: string): Promise<{ id: string; name: string; position: number }[]> {
   return db.selectFrom('policies').select(['id', 'name', 'position']).where('tenant_id', '=', tenantId).orderBy('position').orderBy('id').execute();
 }
@@ -244,6 +264,7 @@ export async function createPolicy(services: Services, principal: Principal, ten
     const moved = [...order];
     moved.splice(position - 1, 0, { id, name, position: order.length + 1 });
     await renumber(db, tenant.id, moved);
+    await syncPolicyCount(db, tenant.id);
     record({ tenantId: tenant.id, actor: actorOf(principal), action: 'policy.created', target: id, detail: { name, grant, position, enabled, exclude_group: excludeGroup, conditions: JSON.stringify(conditions) } });
   });
   return getPolicy(services, tenant, id);
@@ -269,6 +290,7 @@ export async function updatePolicy(services: Services, principal: Principal, ten
     if (at < 0) throw notFound(`policy ${ref}`);
     if (changes.name !== undefined && order.some((p) => p.name === changes.name && p.id !== row.id)) throw duplicateName(changes.name);
     await db.updateTable('policies').set({ ...changes, updated_at: now }).where('id', '=', row.id).where('tenant_id', '=', tenant.id).execute();
+    if (changes.enabled !== undefined) await syncPolicyCount(db, tenant.id);
     if (input.position !== undefined) {
       const position = parsePosition(input.position, order.length);
       const moved = [...order];
@@ -295,6 +317,7 @@ export async function deletePolicy(services: Services, principal: Principal, ten
     const deleted = await db.deleteFrom('policies').where('id', '=', row.id).where('tenant_id', '=', tenant.id).executeTakeFirst();
     if (deleted.numDeletedRows !== 1n) throw notFound(`policy ${ref}`);
     await renumber(db, tenant.id, await currentOrder(db, tenant.id));
+    await syncPolicyCount(db, tenant.id);
     record({ tenantId: tenant.id, actor: actorOf(principal), action: 'policy.deleted', target: row.id, detail: { name: row.name, grant: row.grant_control, position: Number(row.position) } });
   });
 }
@@ -363,18 +386,40 @@ export async function deleteNamedLocation(services: Services, principal: Princip
   });
 }
 
-// ---- For preauth ----
+// ---- For sign-ins: preauth and every other Auth API entry point ----
 
 /**
- * The tenant's policies evaluated for one sign-in (read only). One query for the policies; only
- * when there are enabled ones, one for the user's groups and, when a policy names locations,
- * one for the named locations — a tenant without policies pays one indexed read.
+ * The tenant's `policy_count` as a column of a query that joins `tenants`: a sign-in reads it
+ * with the user (or the user's methods), in the statement it runs anyway, so it is never older
+ * than that statement and costs no query of its own.
  */
-export async function policyEvaluation(
-  services: Services,
-  tenant: TenantRow,
-  sign: { userId: string; username: string; applicationId: string | null; client: ClientType; ip: string | null; trustedIps: readonly string[] },
-): Promise<PolicyEvaluation> {
+export function policyCountColumn() {
+  return sql<number>`${sql.ref('tenants.policy_count')}`.as('policy_count');
+}
+
+/** Who signs in, from where, with what, as the policies look at it. */
+export interface PolicySignIn {
+  userId: string;
+  username: string;
+  applicationId: string | null;
+  client: ClientType;
+  ip: string | null;
+  trustedIps: readonly string[];
+  /**
+   * The tenant's enabled policies as read with the user (`policyCountColumn`): 0 = nothing to
+   * evaluate, no query. Absent (an administrator's preview): the policies are read regardless,
+   * so the trace shows disabled ones too.
+   */
+  enabledPolicies?: number;
+}
+
+/**
+ * The tenant's policies evaluated for one sign-in (read only). Nothing when the tenant has no
+ * enabled policies (`enabledPolicies` 0); otherwise one query for the policies, one for the
+ * user's groups and, when a policy names locations, one for the named locations.
+ */
+export async function policyEvaluation(services: Services, tenant: TenantRow, sign: PolicySignIn): Promise<PolicyEvaluation> {
+  if (sign.enabledPolicies !== undefined && Number(sign.enabledPolicies) === 0) return NO_POLICIES;
   const rows = await services.db.selectFrom('policies').selectAll().where('tenant_id', '=', tenant.id).orderBy('position').orderBy('id').execute();
   if (rows.length === 0) return NO_POLICIES;
   const rules = rows.map(ruleOf);
@@ -394,6 +439,17 @@ export async function policyEvaluation(
     trustedRanges: [...sign.trustedIps, ...named.filter((l) => l.trusted).flatMap((l) => l.ranges)],
     locations: new Map(named.map((l) => [l.name, l.ranges])),
   });
+}
+
+/**
+ * For `/v1/verify`, `/v1/challenges` and `/v1/app-passwords/verify`: whether the tenant's
+ * policies refuse this sign-in (core/policies.ts policyRefusal), so an application that does not
+ * ask preauth first — or asks and ignores the answer — is refused all the same. No query when
+ * the tenant has no enabled policies.
+ */
+export async function signInRefusal(services: Services, tenant: TenantRow, sign: Omit<PolicySignIn, 'trustedIps' | 'enabledPolicies'> & { enabledPolicies: number }): Promise<PolicyRefusal | null> {
+  if (Number(sign.enabledPolicies) === 0) return null;
+  return policyRefusal(await policyEvaluation(services, tenant, { ...sign, trustedIps: tenantSettings(tenant).trusted_ips }));
 }
 
 /** An application of the tenant by id or name, for an evaluation (`application` field). */

@@ -12,7 +12,7 @@ import { userPushMethods } from './push.js';
 import { activeCodeMethods } from './verify-code.js';
 import { consumeBypass, openBypass, recordExpiredBypasses } from './bypasses.js';
 import { lastCachedSuccess } from './mfa-cache.js';
-import { findApplicationRef, policyEvaluation } from './policies.js';
+import { findApplicationRef, policyCountColumn, policyEvaluation } from './policies.js';
 import { checkRememberToken } from './remembered-devices.js';
 import { registrationNudge, type RegistrationNudge } from './registration-campaign.js';
 import { tenantSettings } from './tenants.js';
@@ -20,7 +20,8 @@ import { tenantSettings } from './tenants.js';
 /**
  * `POST /v1/preauth`: what should happen to this sign-in before any factor. This gathers the
  * facts (the user, their methods, an open bypass, the trusted ranges, a remember token, the last
- * cached success, the tenant's policies evaluated for the sign-in) and asks core/preauth.ts, which decides in one documented order and explains
+ * cached success, the tenant's policies evaluated for the sign-in — read only when the tenant
+ * has enabled ones, its `policy_count` read with the user) and asks core/preauth.ts, which decides in one documented order and explains
  * itself in a trace. A bypass it chooses is then used up; if another sign-in used it first, the
  * decision is taken again without it.
  */
@@ -49,9 +50,19 @@ export async function preauth(services: Services, principal: Principal, tenant: 
   const ip = parseIp(request.ip) ?? requestIp ?? null;
   const applicationId = principal.kind === 'application' ? principal.applicationId : null;
   const now = services.clock().getTime();
-  const user = await services.db.selectFrom('users').selectAll().where('tenant_id', '=', tenant.id).where('username', '=', username).executeTakeFirst();
+  // The tenant's enabled policies are counted in the same statement: none → no policy query.
+  const found = await services.db
+    .selectFrom('users')
+    .innerJoin('tenants', 'tenants.id', 'users.tenant_id')
+    .selectAll('users')
+    .select(policyCountColumn())
+    .where('users.tenant_id', '=', tenant.id)
+    .where('users.username', '=', username)
+    .executeTakeFirst();
+  const [user, enabledPolicies] = splitPolicyCount(found);
   if (user !== undefined) await recordExpiredBypasses(services, tenant.id, user.id, now);
-  const { facts, methods, bypass } = await gatherFacts(services, tenant, user, { client: request.client === 'legacy' ? 'legacy' : 'browser', ip, applicationId, rememberToken: request.remember_token, now });
+  const client = request.client === 'legacy' ? 'legacy' : 'browser';
+  const { facts, methods, bypass } = await gatherFacts(services, tenant, user, { client, ip, applicationId, rememberToken: request.remember_token, now, enabledPolicies });
   let decision = decidePreauth(facts);
   if (decision.reason === 'bypass' && (user === undefined || bypass === undefined || !(await consumeBypass(services, tenant.id, user.id, bypass.id, applicationId, now)))) {
     // Another sign-in used the bypass between the read and now: decide without it.
@@ -95,12 +106,20 @@ export async function previewPreauth(services: Services, tenant: TenantRow, requ
   return { result: decision.result, reason: decision.reason, methods: decision.result === 'challenge' ? methods : [], trace: [...decision.trace] };
 }
 
+/** A user row read with `policyCountColumn`, and the count apart (0 when there is no user). */
+function splitPolicyCount(found: (UserRow & { policy_count: number }) | undefined): [UserRow | undefined, number] {
+  if (found === undefined) return [undefined, 0];
+  const { policy_count: count, ...user } = found;
+  return [user, Number(count)];
+}
+
 /** Reads everything the decision looks at; writes nothing. */
 async function gatherFacts(
   services: Services,
   tenant: TenantRow,
   user: UserRow | undefined,
-  sign: { client: 'browser' | 'legacy'; ip: string | null; applicationId: string | null; rememberToken: unknown; now: number },
+  // enabledPolicies: the tenant's policy_count read with the user; absent (a preview) = read the policies regardless.
+  sign: { client: 'browser' | 'legacy'; ip: string | null; applicationId: string | null; rememberToken: unknown; now: number; enabledPolicies?: number },
 ): Promise<{ facts: PreauthFacts; methods: PreauthAnswer['methods']; bypass: { id: string; expires_at: number } | undefined }> {
   const { client, ip, applicationId, now } = sign;
   const settings = tenantSettings(tenant);
@@ -128,7 +147,18 @@ async function gatherFacts(
     cacheSeconds: settings.cache_seconds,
     cachedSuccessAt: user === undefined ? null : await lastCachedSuccess(services, tenant, user.id, applicationId, ip),
     appPasswordsAllowed: settings.app_passwords_allowed,
-    policy: user === undefined ? NO_POLICIES : await policyEvaluation(services, tenant, { userId: user.id, username: user.username, applicationId, client, ip, trustedIps: settings.trusted_ips }),
+    policy:
+      user === undefined
+        ? NO_POLICIES
+        : await policyEvaluation(services, tenant, {
+            userId: user.id,
+            username: user.username,
+            applicationId,
+            client,
+            ip,
+            trustedIps: settings.trusted_ips,
+            ...(sign.enabledPolicies === undefined ? {} : { enabledPolicies: sign.enabledPolicies }),
+          }),
   };
   return { facts, methods, bypass };
 }

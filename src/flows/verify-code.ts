@@ -1,4 +1,5 @@
 import { invalidInput } from '../core/errors.js';
+import type { PolicyRefusalReason } from '../core/policies.js';
 import { normalizeUsername } from '../core/user-fields.js';
 
 import { CODE_METHOD_TYPES, CODE_PATTERN, matchMethodCode, normalizeCode } from '../methods/otp-code.js';
@@ -8,6 +9,7 @@ import { consumeOtpCounter, reserveAttempt } from '../store/attempts.js';
 import { preparedQuery } from '../store/prepared-query.js';
 import type { Database, MethodRow, TenantRow } from '../store/schema.js';
 import { queueUserNotification } from './notifications.js';
+import { policyCountColumn, signInRefusal } from './policies.js';
 import { tenantSettings } from './tenants.js';
 
 /**
@@ -20,8 +22,18 @@ import { tenantSettings } from './tenants.js';
  * step approves. Unknown users get the same answer as wrong codes (`invalid_code`),
  * so a caller cannot probe for usernames; lockouts and blocks are named so the application can
  * tell its user to wait or call the helpdesk.
+ *
+ * Conditional access (core/policies.ts policyRefusal) is enforced here too, not only in preauth:
+ * an application that calls `/v1/verify` without asking preauth is refused by a `block` policy
+ * (`policy_block`) and by `require_phishing_resistant` (`phishing_resistant_required`: a code is
+ * never phishing-resistant, SECURITY.md WA-03). The policies are consulted only for a code that
+ * matches — a wrong code is a guess like any other, counted, and the answer to an unknown user
+ * stays `invalid_code` — and only when the tenant has enabled policies (its `policy_count`,
+ * read in the same statement as the methods). A refused valid code does not count as a failure
+ * but is spent (its step consumed), so it cannot be replayed from where the policies allow it;
+ * a locked or blocked user is told so instead, as ever, saying nothing about the code.
  */
-export type VerifyReason = 'approved' | 'invalid_code' | 'locked_out' | 'blocked';
+export type VerifyReason = 'approved' | 'invalid_code' | 'locked_out' | 'blocked' | PolicyRefusalReason;
 
 export interface VerifyOutcome {
   result: 'approved' | 'denied';
@@ -60,7 +72,7 @@ export async function verifyCode(services: Services, principal: Principal, tenan
 
   // Reads and HMACs first, outside any transaction; nothing learnt here is acted on unless the
   // attempt is then reserved below.
-  const methods = await activeCodeMethods(services, tenant, { tenantId: tenant.id, username }, request.methodIds);
+  const { methods, enabledPolicies } = await codeMethodsByName(services, tenant, username, request.methodIds);
   const matches: { method: MethodRow; counter: number; replay: boolean }[] = [];
   for (const method of methods) {
     const seed = await services.secrets.open(method.secret, method.key_id, method.id);
@@ -75,7 +87,24 @@ export async function verifyCode(services: Services, principal: Principal, tenan
   // statement of its own.
   const policy = { threshold: settings.lockout_threshold, resetMinutes: settings.lockout_reset_minutes, lockoutMinutes: settings.lockout_minutes };
   const expectSuccess = matches.some((m) => !m.replay);
+  const owner = matches[0]?.method.user_id ?? undefined;
+  const refusal =
+    expectSuccess && enabledPolicies > 0 && owner !== undefined
+      ? await signInRefusal(services, tenant, { enabledPolicies, userId: owner, username, applicationId: principal.kind === 'application' ? principal.applicationId : null, client: 'browser', ip: request.ip ?? null })
+      : null;
   const outcome = await services.writes.run(async (db, record): Promise<VerifyOutcome & { replayedMethod?: MethodRow }> => {
+    if (refusal !== null && owner !== undefined) {
+      // A valid code the tenant's policies refuse (see the header): a locked or blocked user is
+      // told so, as for any code; otherwise the code is spent, and the refusal recorded.
+      const refused = await userRefusal(db, tenant.id, username, now);
+      if (refused !== undefined) {
+        record({ ...auditBase, action: 'verification.denied', target: owner, detail: { ...detailBase, reason: refused } });
+        return { result: 'denied', reason: refused };
+      }
+      for (const match of matches) if (!match.replay && (await consumeOtpCounter(db, match.method.id, match.counter, now, { userId: owner }))) break;
+      record({ ...auditBase, action: 'verification.denied', target: owner, detail: { ...detailBase, reason: refusal.reason, policy: refusal.policy } });
+      return { result: 'denied', reason: refusal.reason };
+    }
     const first = await reserveAttempt(db, tenant.id, username, policy, now, expectSuccess ? 'success' : 'failure');
     if (!first.reserved) {
       const reason = await whyRefused(db, tenant.id, username, now);
@@ -117,10 +146,16 @@ export async function verifyCode(services: Services, principal: Principal, tenan
 }
 
 async function whyRefused(db: Kysely<Database>, tenantId: string, username: string, now: number): Promise<VerifyReason> {
+  return (await userRefusal(db, tenantId, username, now)) ?? 'locked_out';
+}
+
+/** Why the user may not answer now (no such user, blocked, locked out), or undefined when they may. */
+async function userRefusal(db: Kysely<Database>, tenantId: string, username: string, now: number): Promise<'invalid_code' | 'blocked' | 'locked_out' | undefined> {
   const user = await db.selectFrom('users').select(['status', 'blocked_until', 'locked_until']).where('tenant_id', '=', tenantId).where('username', '=', username).executeTakeFirst();
   if (user === undefined) return 'invalid_code';
   if (user.status === 'blocked' && (user.blocked_until === null || Number(user.blocked_until) > now)) return 'blocked';
-  return 'locked_out';
+  if (user.locked_until !== null && Number(user.locked_until) > now) return 'locked_out';
+  return undefined;
 }
 
 /**
@@ -135,11 +170,28 @@ export async function activeCodeMethods(
 ): Promise<MethodRow[]> {
   // Only the types the tenant allows now: an administrator who turns a method off turns it off
   // for sign-in at once, not only for new enrollments.
-  const allowed = tenantSettings(tenant).allowed_methods;
-  const types = CODE_METHOD_TYPES.filter((t) => allowed.includes(t));
+  const types = allowedCodeTypes(tenant);
   if (types.length === 0) return [];
   const { rows } = 'id' in user ? await activeMethodsById(services.db, user.id) : await activeMethodsByName(services.db, user.tenantId, user.username);
-  return rows.filter((m) => (types as readonly string[]).includes(m.type) && (only === undefined || only.includes(m.id)));
+  return rows.filter((m) => types.includes(m.type) && (only === undefined || only.includes(m.id)));
+}
+
+function allowedCodeTypes(tenant: TenantRow): readonly string[] {
+  const allowed = tenantSettings(tenant).allowed_methods;
+  return CODE_METHOD_TYPES.filter((t) => allowed.includes(t));
+}
+
+/**
+ * The verify path's read: the user's active code methods as activeCodeMethods gives them, and the
+ * tenant's enabled policies (`policy_count`) from the same statement — no query of its own for
+ * the policies' sake. With no methods the count is not known, nor needed: no code can match.
+ */
+async function codeMethodsByName(services: Services, tenant: TenantRow, username: string, only?: readonly string[]): Promise<{ methods: MethodRow[]; enabledPolicies: number }> {
+  const types = allowedCodeTypes(tenant);
+  if (types.length === 0) return { methods: [], enabledPolicies: 0 };
+  const { rows } = await activeMethodsByName(services.db, tenant.id, username);
+  const methods = rows.filter((m) => types.includes(m.type) && (only === undefined || only.includes(m.id)));
+  return { methods, enabledPolicies: Number(rows[0]?.policy_count ?? 0) };
 }
 
 // A user has a handful of methods: they are read in one prepared query and filtered here.
@@ -153,4 +205,6 @@ const activeMethods = (db: Kysely<Database>) =>
     .orderBy('methods.created_at')
     .orderBy('methods.id');
 const activeMethodsById = preparedQuery((db, userId: string) => activeMethods(db).where('users.id', '=', userId));
-const activeMethodsByName = preparedQuery((db, tenantId: string, username: string) => activeMethods(db).where('users.tenant_id', '=', tenantId).where('users.username', '=', username));
+const activeMethodsByName = preparedQuery((db, tenantId: string, username: string) =>
+  activeMethods(db).innerJoin('tenants', 'tenants.id', 'users.tenant_id').select(policyCountColumn()).where('users.tenant_id', '=', tenantId).where('users.username', '=', username),
+);

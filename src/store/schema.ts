@@ -46,6 +46,15 @@ export interface TenantsTable {
   /** TenantSettings as JSON, validated on every write. */
   settings: string;
   created_at: number;
+  /**
+   * Migration 008: how many enabled conditional access policies the tenant has, set by
+   * flows/policies.ts in the transaction of every policy change. Sign-ins skip reading the
+   * policies when it is 0. Written through Kysely, but not part of TenantRow (select type
+   * never): tenant rows are built by hand (flows/tenants.ts, flows/api-keys.ts) and may be
+   * older than the sign-in, so readers take it fresh, joined in the query that reads the user
+   * (`sql.ref('tenants.policy_count')`, see flows/policies.ts policyCountColumn).
+   */
+  policy_count: ColumnType<never, never, number>;
 }
 
 export type MfaState = 'disabled' | 'enabled' | 'enforced';
@@ -329,6 +338,8 @@ export interface PushActivationsTable {
   /** 1: activation also enrolls a TOTP method whose secret goes to the authenticator (offline codes). */
   with_totp: Generated<number>;
   created_at: number;
+  /** The enrollment link it was started through (migration 012), or null. */
+  enrollment_link_id: Generated<string | null>;
 }
 
 /** An activated authenticator: only its P-256 public key is kept (SECURITY.md PUSH-03). */

@@ -5,8 +5,9 @@ import type { Kysely } from 'kysely';
 
 /**
  * Conditional access policies and named locations (issue 5 item 9). A policy's conditions are
- * read and written whole (JSON, never queried into): preauth reads all policies of a tenant in
- * one query, in `position` order, and decides in core/policies.ts.
+ * read and written whole (JSON, never queried into): a sign-in reads all policies of a tenant in
+ * one query, in `position` order, and decides in core/policies.ts — only when the tenant's
+ * `policy_count` (its enabled policies) is not 0.
  */
 export async function up(db: Kysely<any>): Promise<void> {
   await db.schema
@@ -41,9 +42,14 @@ export async function up(db: Kysely<any>): Promise<void> {
     .addColumn('created_at', 'bigint', (c) => c.notNull())
     .addUniqueConstraint('named_locations_tenant_name', ['tenant_id', 'name'])
     .execute();
+
+  // The tenant's enabled policies, counted by flows/policies.ts in the transaction of each change:
+  // a sign-in reads it with the user (no query of its own) and skips the policies when it is 0.
+  await db.schema.alterTable('tenants').addColumn('policy_count', 'integer', (c) => c.notNull().defaultTo(0)).execute();
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
+  await db.schema.alterTable('tenants').dropColumn('policy_count').execute();
   await db.schema.dropTable('named_locations').execute();
   await db.schema.dropIndex('policies_tenant_position').execute();
   await db.schema.dropTable('policies').execute();
