@@ -64,9 +64,29 @@ export interface EventPayloads {
   'tokens.imported': Detail;
   'phone.verification_started': Detail;
   'phone.verified': Detail;
+  'phone.preregistered': Detail;
+  'phone.text_sent': Detail;
+  'phone.call_placed': Detail;
   'push.activation_started': Detail;
   'push.device_activated': Detail;
   'push.device_removed': Detail;
+  // Self-service enrollment (links, the registration campaign).
+  'enrollment.link_created': Detail;
+  'enrollment.link_revoked': Detail;
+  'enrollment.totp_started': Detail;
+  'enrollment.phone_started': Detail;
+  'enrollment.push_started': Detail;
+  'enrollment.method_registered': Detail;
+  'enrollment.completed': Detail;
+  'registration_campaign.links_created': Detail;
+  'registration_campaign.snoozed': Detail;
+  // Conditional access: policies and named locations.
+  'policy.created': Detail;
+  'policy.updated': Detail;
+  'policy.deleted': Detail;
+  'policy.reordered': Detail;
+  'named_location.created': Detail;
+  'named_location.deleted': Detail;
   // Tenants, settings, keys, applications.
   'tenant.created': Detail;
   'tenant.deleted': Detail;
@@ -74,8 +94,9 @@ export interface EventPayloads {
   'greeting.set': Detail;
   'greeting.deleted': Detail;
   'email_template.updated': Payload<{ name: string }>;
-  'webhook.created': Payload<{ webhook: string; url: string }>;
-  'webhook.deleted': Payload<{ webhook: string; url: string }>;
+  /** `origin`: the endpoint's scheme, host and port only — a receiver's path or query may hold a credential. */
+  'webhook.created': Payload<{ webhook: string; origin: string }>;
+  'webhook.deleted': Payload<{ webhook: string; origin: string }>;
   'webhook.redelivery_requested': Payload<{ webhook: string; delivery: string }>;
   'application.created': Detail;
   'application.deleted': Detail;
@@ -88,6 +109,8 @@ export interface EventPayloads {
   'keys.retired': Detail;
   // Usage and licensing: enabled users went over the tenant's seat count.
   'usage.seats_exceeded': Payload<{ seats: number; enabled_users: number }>;
+  /** Back at or under the seat count after having been over it. */
+  'usage.seats_within_limit': Payload<{ seats: number; enabled_users: number }>;
 }
 
 export type EventName = keyof EventPayloads;
@@ -136,9 +159,27 @@ const NAMES: Record<EventName, true> = {
   'tokens.imported': true,
   'phone.verification_started': true,
   'phone.verified': true,
+  'phone.preregistered': true,
+  'phone.text_sent': true,
+  'phone.call_placed': true,
   'push.activation_started': true,
   'push.device_activated': true,
   'push.device_removed': true,
+  'enrollment.link_created': true,
+  'enrollment.link_revoked': true,
+  'enrollment.totp_started': true,
+  'enrollment.phone_started': true,
+  'enrollment.push_started': true,
+  'enrollment.method_registered': true,
+  'enrollment.completed': true,
+  'registration_campaign.links_created': true,
+  'registration_campaign.snoozed': true,
+  'policy.created': true,
+  'policy.updated': true,
+  'policy.deleted': true,
+  'policy.reordered': true,
+  'named_location.created': true,
+  'named_location.deleted': true,
   'tenant.created': true,
   'tenant.deleted': true,
   'settings.updated': true,
@@ -158,6 +199,7 @@ const NAMES: Record<EventName, true> = {
   'keys.rewrapped': true,
   'keys.retired': true,
   'usage.seats_exceeded': true,
+  'usage.seats_within_limit': true,
 };
 
 /** Every event name, sorted. */

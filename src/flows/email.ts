@@ -12,8 +12,10 @@ import type { Database, TenantRow } from '../store/schema.js';
  * has been turned on for your account" message to users, other flows queue their notices to
  * users (a replayed code, a new app password); `sendQueuedEmails` sends what is due through
  * `services.channels.email` — an SMTP server (`email.smtp_url`) or the local outbox. Each row is
- * claimed with one conditional UPDATE before it is sent, so two servers never send one message
- * twice; a failure is retried with back-off (1 min, 5 min, 30 min, 2 h), then the row is `failed`.
+ * claimed with one conditional UPDATE before it is sent (still due, attempts as read), so two
+ * servers never send one message at once; a failure is retried with back-off (1 min, 5 min,
+ * 30 min, 2 h), then the row is `failed`. (A server that dies between sending and marking the
+ * row sent lets another send it again after the claim runs out: at least once.)
  */
 export const EMAIL_TEMPLATE_NAMES = ['mfa_enabled', 'fraud_alert'] as const;
 export type EmailTemplateName = (typeof EMAIL_TEMPLATE_NAMES)[number];
@@ -196,12 +198,24 @@ const EMAIL_BACKOFF_MS = [60_000, 5 * 60_000, 30 * 60_000, 2 * 3_600_000];
 /** How long a sender holds a row it claimed; a sender that crashed lets go after this. */
 const CLAIM_MS = 5 * 60_000;
 
+/** A queued e-mail as the sender reads it. */
+export interface QueuedEmail {
+  id: string;
+  tenant_id: string;
+  user_id: string | null;
+  kind: string;
+  recipient: string | null;
+  detail: string;
+  attempts: number;
+  created_at: number;
+}
+
 /** Sends the e-mails that are due (at most `limit`); returns how many were sent. */
 export async function sendQueuedEmails(services: Services, limit = 20): Promise<number> {
   const now = services.clock().getTime();
   const due = await services.db
     .selectFrom('notifications')
-    .select(['id', 'tenant_id', 'kind', 'recipient', 'detail', 'attempts'])
+    .select(['id', 'tenant_id', 'user_id', 'kind', 'recipient', 'detail', 'attempts', 'created_at'])
     .where('status', '=', 'queued')
     .where('channel', '=', 'email')
     .where('recipient', 'is not', null)
@@ -211,35 +225,75 @@ export async function sendQueuedEmails(services: Services, limit = 20): Promise<
     .limit(limit)
     .execute();
   let sent = 0;
-  for (const row of due) {
-    // The claim: of several servers, one takes the row.
-    const claimed = await services.db
-      .updateTable('notifications')
-      .set((eb) => ({ locked_until: now + CLAIM_MS, attempts: eb('attempts', '+', 1) }))
-      .where('id', '=', row.id)
-      .where('status', '=', 'queued')
-      .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<', now)]))
-      .executeTakeFirst();
-    if (claimed.numUpdatedRows !== 1n) continue;
-    const attempts = Number(row.attempts) + 1;
-    const { subject, text } = messageOf(row);
-    try {
-      await services.channels.email.send({ tenantId: row.tenant_id, to: row.recipient ?? '', subject, text, reference: row.id });
-      const at = services.clock().getTime();
-      await services.db.updateTable('notifications').set({ status: 'sent', sent_at: at, locked_until: null, last_error: null }).where('id', '=', row.id).execute();
-      sent++;
-    } catch (error) {
-      const message = error instanceof Error ? error.message.slice(0, 300) : 'send failed';
-      const last = attempts >= EMAIL_MAX_ATTEMPTS;
-      const at = services.clock().getTime();
-      await services.db
-        .updateTable('notifications')
-        .set({ status: last ? 'failed' : 'queued', locked_until: null, last_error: message, next_attempt_at: last ? null : at + (EMAIL_BACKOFF_MS[attempts - 1] ?? 3_600_000) })
-        .where('id', '=', row.id)
-        .execute();
-      // The address is the recipient's own; the message text is not logged.
-      services.log.warn({ notification: row.id, kind: row.kind, attempts, error: message }, last ? 'an e-mail could not be sent; giving up' : 'an e-mail could not be sent; it will be retried');
-    }
-  }
+  for (const row of due) if (await sendQueuedEmail(services, row, now)) sent++;
   return sent;
+}
+
+/**
+ * Claims and sends one queued e-mail read as due at `now`; true when it was sent. Exported for
+ * tests: a second server holding the same, now stale, row.
+ */
+export async function sendQueuedEmail(services: Services, row: QueuedEmail, now: number): Promise<boolean> {
+  // The claim: of several servers, one takes the row — and only while it is the row that was
+  // read as due: still due (not put back with a later retry time by a server that just tried it)
+  // and with the attempts read (no other server tried it since).
+  const claimed = await services.db
+    .updateTable('notifications')
+    .set((eb) => ({ locked_until: now + CLAIM_MS, attempts: eb('attempts', '+', 1) }))
+    .where('id', '=', row.id)
+    .where('status', '=', 'queued')
+    .where((eb) => eb.or([eb('next_attempt_at', 'is', null), eb('next_attempt_at', '<=', now)]))
+    .where('attempts', '=', Number(row.attempts))
+    .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<', now)]))
+    .executeTakeFirst();
+  if (claimed.numUpdatedRows !== 1n) return false;
+  if (await noticeAlreadySent(services, row)) {
+    // Dropped, as queueUserNotification drops a second notice of a kind within a minute while the
+    // first is still queued: a notice is sent at once now, so the first may be `sent` already.
+    await services.db.deleteFrom('notifications').where('id', '=', row.id).execute();
+    return false;
+  }
+  const attempts = Number(row.attempts) + 1;
+  const { subject, text } = messageOf(row);
+  try {
+    await services.channels.email.send({ tenantId: row.tenant_id, to: row.recipient ?? '', subject, text, reference: row.id });
+    const at = services.clock().getTime();
+    await services.db.updateTable('notifications').set({ status: 'sent', sent_at: at, locked_until: null, last_error: null }).where('id', '=', row.id).execute();
+    return true;
+  } catch (error) {
+    const message = error instanceof Error ? error.message.slice(0, 300) : 'send failed';
+    const last = attempts >= EMAIL_MAX_ATTEMPTS;
+    const at = services.clock().getTime();
+    await services.db
+      .updateTable('notifications')
+      .set({ status: last ? 'failed' : 'queued', locked_until: null, last_error: message, next_attempt_at: last ? null : at + (EMAIL_BACKOFF_MS[attempts - 1] ?? 3_600_000) })
+      .where('id', '=', row.id)
+      .execute();
+    // The address is the recipient's own; the message text is not logged.
+    services.log.warn({ notification: row.id, kind: row.kind, attempts, error: message }, last ? 'an e-mail could not be sent; giving up' : 'an e-mail could not be sent; it will be retried');
+    return false;
+  }
+}
+
+/**
+ * Whether a user notice (queued by queueUserNotification: facts, no text of its own) of this
+ * kind was already sent to this user for something that happened within the minute before it —
+ * "one message per minute and kind: fifty replays of one code are one event to a person".
+ */
+async function noticeAlreadySent(services: Services, row: QueuedEmail): Promise<boolean> {
+  if (row.user_id === null) return false;
+  const detail = JSON.parse(row.detail) as Record<string, unknown>;
+  if (typeof detail['subject'] === 'string' && typeof detail['body'] === 'string') return false;
+  const createdAt = Number(row.created_at);
+  const earlier = await services.db
+    .selectFrom('notifications')
+    .select('id')
+    .where('user_id', '=', row.user_id)
+    .where('kind', '=', row.kind)
+    .where('status', '=', 'sent')
+    .where('id', '!=', row.id)
+    .where('created_at', '>', createdAt - 60_000)
+    .where('created_at', '<=', createdAt)
+    .executeTakeFirst();
+  return earlier !== undefined;
 }

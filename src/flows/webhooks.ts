@@ -30,6 +30,10 @@ import type { WebhookDeliveriesTable, WebhookEndpointsTable } from '../store/sch
  *   address after the check. Redirects are not followed.
  * - Deliveries are rows (`webhook_deliveries`), claimed with one conditional UPDATE before they
  *   are sent, so several servers over one PostgreSQL never send one delivery twice at once.
+ *   Delivery is at least once (a receiver that answers after the timeout gets a retry): receivers
+ *   dedupe by the event id.
+ * - The URL is shown whole only when the endpoint is added: listings mask its path and query, and
+ *   the audit log (hence events) carries its origin only — receivers often keep a credential there.
  */
 export const MAX_WEBHOOKS_PER_TENANT = 20;
 export const WEBHOOK_MAX_ATTEMPTS = 8;
@@ -64,8 +68,9 @@ export interface DeliveryView {
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(Number(ms)).toISOString());
 
-function view(row: WebhookEndpointsTable): WebhookView {
-  return { id: row.id, url: row.url, events: JSON.parse(row.events) as string[], description: row.description, created_at: iso(row.created_at) ?? '', created_by: row.created_by };
+/** An endpoint as listings show it (`full`: only in the answer that adds it). */
+function view(row: WebhookEndpointsTable, full = false): WebhookView {
+  return { id: row.id, url: full ? row.url : maskedWebhookUrl(row.url), events: JSON.parse(row.events) as string[], description: row.description, created_at: iso(row.created_at) ?? '', created_by: row.created_by };
 }
 
 function deliveryView(row: WebhookDeliveriesTable): DeliveryView {
@@ -83,15 +88,52 @@ function deliveryView(row: WebhookDeliveriesTable): DeliveryView {
   };
 }
 
-/** Whether an address may be called: public unicast only, unless private ones are allowed. */
+/**
+ * Whether an address may be called: public unicast only, unless private ones are allowed.
+ *
+ * IPv6 forms that carry an IPv4 address are judged by what they reach, not by ipaddr.js's label:
+ * IPv4-mapped (::ffff:0:0/96) by the IPv4 address in it; IPv4-compatible (::/96, deprecated —
+ * `::7f00:1` is 127.0.0.1 to some stacks, and ipaddr.js calls it unicast) and NAT64
+ * (64:ff9b::/96, 64:ff9b:1::/48: a gateway that forwards to the IPv4 address in it, private ones
+ * included) are refused outright.
+ */
 export function addressAllowed(address: string, config: WebhooksConfig): boolean {
   if (config.allowPrivate) return true;
   try {
     let parsed = ipaddr.parse(address);
-    if (parsed.kind() === 'ipv6' && (parsed as ipaddr.IPv6).isIPv4MappedAddress()) parsed = (parsed as ipaddr.IPv6).toIPv4Address();
+    if (parsed.kind() === 'ipv6') {
+      const v6 = parsed as ipaddr.IPv6;
+      const parts = v6.parts;
+      if (parts.slice(0, 6).every((p) => p === 0)) return false;
+      if (parts[0] === 0x64 && parts[1] === 0xff9b && (parts.slice(2, 6).every((p) => p === 0) || parts[2] === 1)) return false;
+      if (v6.isIPv4MappedAddress()) parsed = v6.toIPv4Address();
+    }
     return parsed.range() === 'unicast';
   } catch {
     return false;
+  }
+}
+
+/** An endpoint URL with only its scheme, host and port: what the audit log and events carry. */
+export function webhookOrigin(url: string): string {
+  try {
+    return new URL(url).origin;
+  } catch {
+    return '(invalid URL)';
+  }
+}
+
+/**
+ * An endpoint URL as listings show it: scheme, host and port, the path and query masked
+ * (`https://hooks.slack.com/…`) — receivers often keep a credential there. The full URL is in
+ * the answer that adds the endpoint, once.
+ */
+export function maskedWebhookUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    return parsed.pathname === '/' && parsed.search === '' ? `${parsed.origin}/` : `${parsed.origin}/…`;
+  } catch {
+    return '(invalid URL)';
   }
 }
 
@@ -144,19 +186,24 @@ export async function createWebhook(services: Services, principal: Principal, te
   const now = services.clock().getTime();
   const row: WebhookEndpointsTable = { id, tenant_id: tenant.id, url, events: JSON.stringify(events), description, secret_sealed: sealed, key_id: keyId, created_by: actorOf(principal), created_at: now, from_seq: 0 };
   await services.writes.run(async (db, record) => {
+    // The dispatcher's cursor first (PostgreSQL: FOR UPDATE; SQLite: group commit holds the write
+    // lock): a fan-out transaction runs wholly before this one — and the events it hands out are
+    // at or before the head read below — or wholly after, and then it sees this endpoint. Without
+    // it, a fan-out could move the cursor past events after from_seq without seeing the endpoint.
+    if (services.store.dialect === 'postgres') await db.selectFrom('event_cursors').select('seq').where('name', '=', 'dispatcher').forUpdate().executeTakeFirst();
     const head = await db.selectFrom('audit_head').select('seq').where('id', '=', 1).executeTakeFirst();
     row.from_seq = Number(head?.seq ?? 0);
     const count = await db.selectFrom('webhook_endpoints').select((eb) => eb.fn.countAll<number>().as('n')).where('tenant_id', '=', tenant.id).executeTakeFirstOrThrow();
     if (Number(count.n) >= MAX_WEBHOOKS_PER_TENANT) throw new CountersignError('CONFLICT', `tenant ${tenant.name} has ${MAX_WEBHOOKS_PER_TENANT} webhooks, the most it may have: remove one first`);
     await db.insertInto('webhook_endpoints').values(row).execute();
-    record({ tenantId: tenant.id, actor: actorOf(principal), action: 'webhook.created', target: id, detail: { webhook: id, url, events: events.join(',') } });
+    record({ tenantId: tenant.id, actor: actorOf(principal), action: 'webhook.created', target: id, detail: { webhook: id, origin: webhookOrigin(url), events: events.join(',') } });
   });
-  return { ...view(row), secret };
+  return { ...view(row, true), secret };
 }
 
 export async function listWebhooks(services: Services, tenant: TenantRow): Promise<WebhookView[]> {
   const rows = await services.db.selectFrom('webhook_endpoints').selectAll().where('tenant_id', '=', tenant.id).orderBy('created_at').orderBy('id').execute();
-  return rows.map(view);
+  return rows.map((row) => view(row));
 }
 
 async function findWebhook(services: Services, tenant: TenantRow, id: string): Promise<WebhookEndpointsTable> {
@@ -171,7 +218,7 @@ export async function deleteWebhook(services: Services, principal: Principal, te
   await services.writes.run(async (db, record) => {
     await db.deleteFrom('webhook_deliveries').where('endpoint_id', '=', row.id).execute();
     await db.deleteFrom('webhook_endpoints').where('id', '=', row.id).execute();
-    record({ tenantId: tenant.id, actor: actorOf(principal), action: 'webhook.deleted', target: row.id, detail: { webhook: row.id, url: row.url } });
+    record({ tenantId: tenant.id, actor: actorOf(principal), action: 'webhook.deleted', target: row.id, detail: { webhook: row.id, origin: webhookOrigin(row.url) } });
   });
 }
 
@@ -274,17 +321,25 @@ export async function sendDueWebhooks(services: Services, limit = 20): Promise<n
     .orderBy('next_attempt_at')
     .limit(limit)
     .execute();
-  const results = await Promise.all(due.map((row) => attempt(services, row, now)));
+  const results = await Promise.all(due.map((row) => attemptDelivery(services, row, now)));
   return results.filter(Boolean).length;
 }
 
-async function attempt(services: Services, row: WebhookDeliveriesTable, now: number): Promise<boolean> {
-  // The claim: of several servers, one sends it.
+/**
+ * Claims and sends one delivery read as due at `now`; false when it was not delivered (or not
+ * claimed). Exported for tests: a second server holding the same, now stale, row.
+ */
+export async function attemptDelivery(services: Services, row: WebhookDeliveriesTable, now: number): Promise<boolean> {
+  // The claim: of several servers, one sends it — and only while it is still the row that was
+  // read as due: still due (not put back with a later retry time by a server that just tried it)
+  // and with the attempts read (no other server tried it since).
   const claimed = await services.db
     .updateTable('webhook_deliveries')
     .set((eb) => ({ locked_until: now + CLAIM_MS, attempts: eb('attempts', '+', 1), updated_at: now }))
     .where('id', '=', row.id)
     .where('status', '=', 'pending')
+    .where('next_attempt_at', '<=', now)
+    .where('attempts', '=', Number(row.attempts))
     .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<', now)]))
     .executeTakeFirst();
   if (claimed.numUpdatedRows !== 1n) return false;

@@ -9,7 +9,7 @@ export interface WebhookTables {
 export interface WebhookEndpointsTable {
   id: string;
   tenant_id: string;
-  /** Checked when added (https, no private or loopback host) and again, resolved, at each delivery. */
+  /** Checked when added (https, no private or loopback host) and again, resolved, at each delivery. Shown whole only when added: listings mask the path and query, audit records carry the origin. */
   url: string;
   /** JSON list of event names and `prefix.*` filters. */
   events: string;

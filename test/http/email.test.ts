@@ -1,7 +1,21 @@
 import type { AddressInfo } from 'node:net';
+import SqliteDatabase from 'better-sqlite3';
+import { Kysely, SqliteDialect, type Migration } from 'kysely';
 import { SMTPServer } from 'smtp-server';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runEventsOnce } from '../../src/flows/events.js';
+import { fanOutEvents, runEventsOnce } from '../../src/flows/events.js';
+import { sendQueuedEmail, sendQueuedEmails } from '../../src/flows/email.js';
+import { queueUserNotification } from '../../src/flows/notifications.js';
+import * as m1 from '../../src/store/migrations/001-initial.js';
+import * as m2 from '../../src/store/migrations/002-notifications.js';
+import * as m3 from '../../src/store/migrations/003-store-meta.js';
+import * as m4 from '../../src/store/migrations/004-challenge-application.js';
+import * as m5 from '../../src/store/migrations/005-telephony.js';
+import * as m6 from '../../src/store/migrations/006-push.js';
+import * as m7 from '../../src/store/migrations/007-access-controls.js';
+import * as m8 from '../../src/store/migrations/008-policies.js';
+import * as m9 from '../../src/store/migrations/009-usage.js';
+import * as m10 from '../../src/store/migrations/010-webhooks.js';
 import { createTestApp, DIALECTS, type TestApp } from '../support/harness.js';
 
 /**
@@ -177,6 +191,54 @@ for (const dialect of DIALECTS) {
       expect(smtp.mails).toHaveLength(2);
     });
 
+    it('a claim respects back-off: a second server holding the rows as read before a failed attempt does not send them again', async () => {
+      smtp.mails.length = 0;
+      refuse = true;
+      await fraud(t, 'alice@contoso.com');
+      await fanOutEvents(t.services);
+      // Both servers read the rows as due; the first tries them, and the SMTP server refuses.
+      const stale = await t.services.db.selectFrom('notifications').selectAll().where('kind', '=', 'fraud_alert').where('status', '=', 'queued').execute();
+      expect(stale).toHaveLength(2);
+      expect(await sendQueuedEmails(t.services)).toBe(0);
+      refuse = false;
+      for (const row of stale) {
+        // With what it read: refused (attempts moved on, and not due for a minute).
+        expect(await sendQueuedEmail(t.services, row, t.clock.ms())).toBe(false);
+        // Read afresh but before it is due: refused too.
+        const fresh = await t.services.db.selectFrom('notifications').selectAll().where('id', '=', row.id).executeTakeFirstOrThrow();
+        expect(fresh).toMatchObject({ status: 'queued', attempts: 1, next_attempt_at: t.clock.ms() + 60_000 });
+        expect(await sendQueuedEmail(t.services, fresh, t.clock.ms())).toBe(false);
+      }
+      expect(smtp.mails).toHaveLength(0);
+      t.clock.advance(60_000);
+      const sent = await Promise.all([sendQueuedEmails(t.services), sendQueuedEmails(t.services)]);
+      expect(sent[0] + sent[1]).toBe(2);
+      expect(smtp.mails).toHaveLength(2);
+    });
+
+    it('a user notice is sent once a minute per kind, also now that the first is sent before the second is queued', async () => {
+      smtp.mails.length = 0;
+      expect((await t.admin('POST', '/v1/admin/users?tenant=default', { username: 'frank@contoso.com', email: 'frank@contoso.com' })).status).toBe(201);
+      const user = await t.services.db.selectFrom('users').select('id').where('username', '=', 'frank@contoso.com').executeTakeFirstOrThrow();
+      const replay = () => queueUserNotification(t.services, t.tenant, user.id, 'otp_replay', { method: 'm-1', ip: '203.0.113.9', at: new Date(t.clock.ms()).toISOString() });
+      await replay();
+      expect(await sendQueuedEmails(t.services)).toBe(1);
+      t.clock.advance(10_000);
+      await replay();
+      expect(await sendQueuedEmails(t.services)).toBe(0);
+      t.clock.advance(10_000);
+      await replay();
+      await replay();
+      expect(await sendQueuedEmails(t.services)).toBe(0);
+      expect(smtp.mails).toHaveLength(1);
+      t.clock.advance(60_000);
+      await replay();
+      expect(await sendQueuedEmails(t.services)).toBe(1);
+      expect(smtp.mails.map((m) => m.to)).toEqual([['frank@contoso.com'], ['frank@contoso.com']]);
+      const rows = await t.services.db.selectFrom('notifications').select('status').where('user_id', '=', user.id).where('kind', '=', 'otp_replay').execute();
+      expect(rows.map((r) => r.status)).toEqual(['sent', 'sent']);
+    });
+
     it('PUSH-04: a fraud report from a real call (0# then 1) alerts the notify addresses by e-mail', async () => {
       expect((await local.admin('PATCH', '/v1/admin/settings?tenant=default', { fraud_notify_emails: ['fraud-desk@contoso.com'] })).status).toBe(200);
       expect((await local.admin('POST', '/v1/admin/users?tenant=default', { username: 'erin@contoso.com', display_name: 'Erin', phone: '+14255552999', mfa_state: 'enforced' })).status).toBe(201);
@@ -215,3 +277,28 @@ for (const dialect of DIALECTS) {
     });
   });
 }
+
+describe('migration 010 and the e-mail backlog', () => {
+  it('notices queued before the upgrade are marked superseded, not e-mailed at the first serve (down puts them back)', async () => {
+    const sqlite = new SqliteDatabase(':memory:');
+    sqlite.pragma('foreign_keys = OFF');
+    const db = new Kysely<any>({ dialect: new SqliteDialect({ database: sqlite }) });
+    try {
+      const before: Migration[] = [m1, m2, m3, m4, m5, m6, m7, m8, m9];
+      for (const migration of before) await migration.up(db);
+      const row = (id: string, status: string) => ({ id, tenant_id: 't', user_id: null, kind: 'otp_replay', channel: 'email', recipient: 'old@contoso.com', status, detail: '{}', created_at: 1, sent_at: null });
+      await db.insertInto('notifications').values([row('old-queued', 'queued'), row('old-sent', 'sent')]).execute();
+      const webhooks: Migration = m10;
+      await webhooks.up(db);
+      const rows = await db.selectFrom('notifications').select(['id', 'status', 'next_attempt_at']).orderBy('id').execute();
+      expect(rows).toEqual([
+        { id: 'old-queued', status: 'superseded', next_attempt_at: null },
+        { id: 'old-sent', status: 'sent', next_attempt_at: null },
+      ]);
+      await webhooks.down?.(db);
+      expect((await db.selectFrom('notifications').select('status').where('id', '=', 'old-queued').executeTakeFirstOrThrow()).status).toBe('queued');
+    } finally {
+      await db.destroy();
+    }
+  });
+});

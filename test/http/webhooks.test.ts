@@ -1,6 +1,10 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dispatcherCursor, fanOutEvents, runEventsOnce, startEventDispatcher } from '../../src/flows/events.js';
-import { WEBHOOK_MAX_ATTEMPTS } from '../../src/flows/webhooks.js';
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { EVENT_NAMES, isEventName } from '../../src/core/events.js';
+import { dispatcherCursor, fanOutEvents, IDLE_CURSOR_MS, runEventsOnce, startEventDispatcher } from '../../src/flows/events.js';
+import { attemptDelivery, sendDueWebhooks, WEBHOOK_MAX_ATTEMPTS } from '../../src/flows/webhooks.js';
 import { createTestApp, DIALECTS, type TestApp } from '../support/harness.js';
 import { startReceiver, verifySignature, type Receiver } from '../support/webhook-receiver.js';
 
@@ -40,7 +44,8 @@ for (const dialect of DIALECTS) {
       expect(created.body.secret).toMatch(/^whsec_[A-Za-z0-9_-]{43}$/);
       const secret = created.body.secret as string;
       const listed = await t.admin('GET', '/v1/admin/webhooks?tenant=default');
-      expect(listed.body.webhooks).toEqual([{ id: created.body.id, url: receiver.url, events: ['user.*', 'bypass.granted'], description: 'SIEM', created_at: '2026-01-15T12:00:00.000Z', created_by: expect.stringMatching(/^admin-key:/) }]);
+      // Listed with the path masked: only the answer that added it has the whole URL.
+      expect(listed.body.webhooks).toEqual([{ id: created.body.id, url: `${new URL(receiver.url).origin}/…`, events: ['user.*', 'bypass.granted'], description: 'SIEM', created_at: '2026-01-15T12:00:00.000Z', created_by: expect.stringMatching(/^admin-key:/) }]);
 
       t.clock.advance(1000);
       const username = await newUser();
@@ -152,6 +157,115 @@ for (const dialect of DIALECTS) {
       expect((await t.admin('DELETE', '/v1/admin/webhooks/nope?tenant=default')).status).toBe(404);
     });
 
+    it('with no endpoint and nothing to e-mail, a pass opens no write transaction and the cursor moves lazily; an endpoint added later gets only its own events, none lost', async () => {
+      expect((await t.admin('GET', '/v1/admin/webhooks?tenant=default')).body.webhooks).toEqual([]);
+      const head = async () => Number((await t.services.db.selectFrom('audit_head').select('seq').executeTakeFirstOrThrow()).seq);
+      // The cursor was moved long ago: the next pass moves it (a write), and stamps the time.
+      t.clock.advance(IDLE_CURSOR_MS);
+      await newUser();
+      await runEventsOnce(t.services);
+      expect(await dispatcherCursor(t.services.db)).toBe(await head());
+
+      // Events nobody subscribes to (no endpoint, no e-mail): passes read only.
+      for (let i = 0; i < 3; i++) await newUser();
+      const before = await dispatcherCursor(t.services.db);
+      expect(await head()).toBe(before + 3);
+      const transaction = vi.spyOn(t.services.db, 'transaction');
+      try {
+        expect(await fanOutEvents(t.services)).toBe(0);
+        expect(await fanOutEvents(t.services)).toBe(0);
+        expect((await runEventsOnce(t.services)).events).toBe(0);
+        expect(transaction).not.toHaveBeenCalled();
+      } finally {
+        transaction.mockRestore();
+      }
+      expect(await dispatcherCursor(t.services.db)).toBe(before);
+
+      // An endpoint added now, the cursor behind it: it receives its own creation, not the three users before.
+      receiver.received.length = 0;
+      const created = await t.admin('POST', '/v1/admin/webhooks?tenant=default', { url: receiver.url, events: ['*'] });
+      expect(created.status).toBe(201);
+      const handedOut = vi.spyOn(t.services.db, 'transaction');
+      try {
+        await runEventsOnce(t.services);
+        // With an endpoint, the pass writes (and the spy above did watch the right handle).
+        expect(handedOut).toHaveBeenCalled();
+      } finally {
+        handedOut.mockRestore();
+      }
+      expect(await dispatcherCursor(t.services.db)).toBe(await head());
+      expect(receiver.received.map((r) => r.event.type)).toEqual(['webhook.created']);
+      const after = await newUser();
+      await runEventsOnce(t.services);
+      expect(receiver.received.map((r) => r.event.type)).toEqual(['webhook.created', 'user.created']);
+      expect(receiver.received[1]?.event.data).toMatchObject({ username: after });
+      expect((await t.admin('DELETE', `/v1/admin/webhooks/${created.body.id}?tenant=default`)).status).toBe(204);
+
+      // An event that queues an e-mail is handed out at once, however recently the cursor moved.
+      await runEventsOnce(t.services);
+      const cursor = await dispatcherCursor(t.services.db);
+      expect((await t.admin('POST', '/v1/admin/users?tenant=default', { username: 'turned-on@contoso.com', email: 'turned-on@contoso.com' })).status).toBe(201);
+      expect((await t.admin('PUT', '/v1/admin/users/turned-on@contoso.com/state?tenant=default', { state: 'enabled' })).status).toBe(200);
+      expect(await fanOutEvents(t.services)).toBeGreaterThanOrEqual(2);
+      expect(await dispatcherCursor(t.services.db)).toBe(await head());
+      expect(await head()).toBeGreaterThan(cursor);
+      const queued = await t.services.db.selectFrom('notifications').select(['kind', 'recipient']).where('kind', '=', 'mfa_enabled').execute();
+      expect(queued).toEqual([{ kind: 'mfa_enabled', recipient: 'turned-on@contoso.com' }]);
+
+      // And events nobody subscribes to move the cursor once IDLE_CURSOR_MS has passed.
+      await newUser();
+      expect(await fanOutEvents(t.services)).toBe(0);
+      t.clock.advance(IDLE_CURSOR_MS);
+      expect(await fanOutEvents(t.services)).toBe(1);
+      expect(await dispatcherCursor(t.services.db)).toBe(await head());
+    });
+
+    it('a claim respects back-off: a second server holding the row as it was read before a failed attempt does not send it again', async () => {
+      receiver.received.length = 0;
+      const created = await t.admin('POST', '/v1/admin/webhooks?tenant=default', { url: receiver.url, events: ['user.created'] });
+      receiver.status = 500;
+      t.clock.advance(1000);
+      await newUser();
+      await fanOutEvents(t.services);
+      // Both servers read the delivery as due; the first tries it, and it fails.
+      const stale = await t.services.db.selectFrom('webhook_deliveries').selectAll().where('endpoint_id', '=', created.body.id).executeTakeFirstOrThrow();
+      expect(stale.attempts).toBe(0);
+      await sendDueWebhooks(t.services);
+      expect(receiver.received).toHaveLength(1);
+      // The second claims with what it read: refused (attempts moved on, and it is not due for a minute).
+      expect(await attemptDelivery(t.services, stale, t.clock.ms())).toBe(false);
+      const fresh = await t.services.db.selectFrom('webhook_deliveries').selectAll().where('id', '=', stale.id).executeTakeFirstOrThrow();
+      // Read afresh but before it is due: refused too.
+      expect(await attemptDelivery(t.services, fresh, t.clock.ms())).toBe(false);
+      expect(receiver.received).toHaveLength(1);
+      expect(await t.services.db.selectFrom('webhook_deliveries').select(['attempts', 'next_attempt_at']).where('id', '=', stale.id).executeTakeFirstOrThrow()).toEqual({ attempts: 1, next_attempt_at: t.clock.ms() + 60_000 });
+      // When it is due, it is sent once.
+      receiver.status = 200;
+      t.clock.advance(60_000);
+      await Promise.all([sendDueWebhooks(t.services), sendDueWebhooks(t.services)]);
+      expect(receiver.received).toHaveLength(2);
+      expect((await t.admin('DELETE', `/v1/admin/webhooks/${created.body.id}?tenant=default`)).status).toBe(204);
+    });
+
+    it('the dispatcher coalesces wake-ups: a burst of commits gets a few passes, at most one per 100 ms, not one per commit', async () => {
+      await runEventsOnce(t.services);
+      const selects = vi.spyOn(t.services.db, 'selectFrom');
+      const passes = () => selects.mock.calls.filter(([table]) => table === 'event_cursors').length;
+      const dispatcher = startEventDispatcher(t.services, { intervalMs: 60_000 });
+      const started = Date.now();
+      try {
+        for (let i = 0; i < 40; i++) await t.services.audit({ tenantId: t.tenant.id, actor: 'system', action: 'settings.updated', target: null });
+        await new Promise((r) => setTimeout(r, 250));
+        await dispatcher.stop();
+        const elapsed = Date.now() - started;
+        expect(passes()).toBeGreaterThan(0);
+        expect(passes()).toBeLessThanOrEqual(Math.ceil(elapsed / 100) + 1);
+      } finally {
+        await dispatcher.stop();
+        selects.mockRestore();
+      }
+    });
+
     it('group commit tells subscribers of committed records only (a piece of work that failed is not told)', async () => {
       const seen: string[] = [];
       const unsubscribe = t.services.writes.subscribe((records) => seen.push(...records.map((r) => r.entry.action)));
@@ -164,8 +278,10 @@ for (const dialect of DIALECTS) {
           record({ tenantId: t.tenant.id, actor: 'system', action: 'tenant.deleted', target: null });
           return Promise.reject(new Error('undone'));
         });
+        // Watched at once: on PostgreSQL it may fail before `ok` commits (no unhandled rejection meanwhile).
+        const refused = expect(failed).rejects.toThrow('undone');
         await ok;
-        await expect(failed).rejects.toThrow('undone');
+        await refused;
         await t.services.audit({ tenantId: t.tenant.id, actor: 'system', action: 'greeting.set', target: null });
         await new Promise((r) => setImmediate(r));
         await new Promise((r) => setImmediate(r));
@@ -206,3 +322,32 @@ for (const dialect of DIALECTS) {
     });
   });
 }
+
+/** Every `action: '…'` literal in the source (record({action}), services.audit), with where it is. */
+function recordedActions(): { action: string; file: string }[] {
+  const found: { action: string; file: string }[] = [];
+  const walk = (dir: string): void => {
+    for (const name of readdirSync(dir)) {
+      const path = join(dir, name);
+      if (statSync(path).isDirectory()) walk(path);
+      else if (name.endsWith('.ts')) {
+        const text = readFileSync(path, 'utf8');
+        // `action: 'a.b'` and `action: x ? 'a.b' : 'c.d'`: the literals up to the end of the value.
+        for (const match of text.matchAll(/\baction:\s*([^,}\n]*)/g)) {
+          for (const literal of (match[1] ?? '').matchAll(/'([a-z_]+\.[a-z_.]+)'/g)) found.push({ action: literal[1] ?? '', file: path });
+        }
+      }
+    }
+  };
+  walk(fileURLToPath(new URL('../../src', import.meta.url)));
+  return found;
+}
+
+describe('event names', () => {
+  it('every action the source records is a known event name (core/events.ts), so webhook filters can name it', () => {
+    const actions = recordedActions();
+    expect(actions.length).toBeGreaterThan(50);
+    expect(actions.filter((a) => !isEventName(a.action))).toEqual([]);
+    for (const name of ['enrollment.completed', 'policy.created', 'named_location.deleted', 'phone.preregistered', 'registration_campaign.snoozed', 'usage.seats_within_limit']) expect(EVENT_NAMES).toContain(name);
+  });
+});

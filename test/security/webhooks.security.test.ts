@@ -28,6 +28,22 @@ describe('webhook URLs (SSRF)', () => {
       'https://[::ffff:127.0.0.1]/x',
       'https://[fd00::1]/x',
       'https://[fe80::1]/x',
+      // IPv4-compatible IPv6 (::/96, which ipaddr.js calls unicast): 127.0.0.1, 10.0.0.1, and even a public one.
+      'https://[::7f00:1]/x',
+      'https://[::a00:1]/x',
+      'https://[::5db8:d822]/x',
+      'https://[::]/x',
+      // IPv4-mapped, private inside.
+      'https://[::ffff:10.0.0.1]/x',
+      'https://[::ffff:169.254.169.254]/x',
+      // NAT64 (64:ff9b::/96, 64:ff9b:1::/48): a gateway forwards to the IPv4 address inside.
+      'https://[64:ff9b::a00:1]/x',
+      'https://[64:ff9b::7f00:1]/x',
+      'https://[64:ff9b::a9fe:a9fe]/x',
+      'https://[64:ff9b:1::a00:1]/x',
+      // 6to4 and Teredo carry IPv4 addresses too.
+      'https://[2002:a00:1::1]/x',
+      'https://[2001::1]/x',
       'https://localhost/x',
       'https://api.localhost/x',
       'https://metadata.google.internal/x',
@@ -55,11 +71,13 @@ describe('webhook URLs (SSRF)', () => {
         guardedLookup(STRICT, resolveTo(address))('hooks.contoso.com', { family: 0 }, (error, result) => resolve({ error, address: result as string }));
       });
     expect(await ask('93.184.216.34')).toEqual({ error: null, address: '93.184.216.34' });
-    for (const internal of ['127.0.0.1', '10.0.0.7', '169.254.169.254', '::1', '::ffff:192.168.0.1', 'fd12::1']) {
+    for (const internal of ['127.0.0.1', '10.0.0.7', '169.254.169.254', '::1', '::ffff:192.168.0.1', 'fd12::1', '::7f00:1', '::a9fe:a9fe', '64:ff9b::a00:7', '64:ff9b::7f00:1']) {
       const answer = await ask(internal);
       expect(answer.error?.message, internal).toMatch(/loopback, private or reserved/);
     }
     expect(addressAllowed('127.0.0.1', { allowHttp: false, allowPrivate: true })).toBe(true);
+    expect(addressAllowed('2606:4700::1111', STRICT)).toBe(true);
+    expect(addressAllowed('::ffff:93.184.216.34', STRICT)).toBe(true);
   });
 });
 
@@ -127,6 +145,29 @@ for (const dialect of DIALECTS) {
       await t.admin('DELETE', `/v1/admin/webhooks/${two.body.id}?tenant=default`);
     });
 
+    it('a receiver URL’s path and query (often a credential) are in the answer that adds it only: listings mask them, audit records and events carry the origin', async () => {
+      const watcher = await t.admin('POST', '/v1/admin/webhooks?tenant=default', { url: receiver.url, events: ['webhook.*'] });
+      const origin = new URL(receiver.url).origin;
+      const secretUrl = `${origin}/services/T0001/B0002/sEcReTpAtH?token=qUeRyToKeN`;
+      const added = await t.admin('POST', '/v1/admin/webhooks?tenant=default', { url: secretUrl, events: ['fraud.reported'] });
+      expect(added.status).toBe(201);
+      expect(added.body.url).toBe(secretUrl);
+      const listed = (await t.admin('GET', '/v1/admin/webhooks?tenant=default')).body.webhooks as { id: string; url: string }[];
+      expect(listed.find((w) => w.id === added.body.id)?.url).toBe(`${origin}/…`);
+      expect(JSON.stringify(listed)).not.toMatch(/sEcReT|qUeRy|T0001/);
+      receiver.received.length = 0;
+      expect((await t.admin('DELETE', `/v1/admin/webhooks/${added.body.id}?tenant=default`)).status).toBe(204);
+      await runEventsOnce(t.services);
+      const events = receiver.received.map((r) => r.event).filter((e) => e.target === added.body.id);
+      expect(events.map((e) => e.type).sort()).toEqual(['webhook.created', 'webhook.deleted']);
+      for (const event of events) expect(event.data).toMatchObject({ webhook: added.body.id, origin });
+      expect(JSON.stringify(receiver.received.map((r) => r.body))).not.toMatch(/sEcReT|qUeRy|T0001/);
+      const audit = await t.services.db.selectFrom('audit_events').select('detail').where('target', '=', added.body.id).execute();
+      expect(audit).toHaveLength(2);
+      expect(JSON.stringify(audit)).not.toMatch(/sEcReT|qUeRy|T0001/);
+      await t.admin('DELETE', `/v1/admin/webhooks/${watcher.body.id}?tenant=default`);
+    });
+
     it('the signature binds the body and the time: an altered body, another timestamp or an old delivery replayed does not verify', async () => {
       const created = await t.admin('POST', '/v1/admin/webhooks?tenant=default', { url: receiver.url, events: ['user.deleted'] });
       const secret = created.body.secret as string;
@@ -168,7 +209,8 @@ for (const dialect of DIALECTS) {
       expect((await t.admin('POST', '/v1/admin/users?tenant=default', { username: 'mine@contoso.com' })).status).toBe(201);
       expect((await as('POST', '/v1/admin/users?tenant=fabrikam', { username: 'theirs@fabrikam.com' })).status).toBe(201);
       await runEventsOnce(t.services);
-      const byTenant = receiver.received.map((r) => [r.headers['countersign-delivery'], r.event.tenant_id, r.event.type]);
+      // Deliveries go out side by side: in event order here, by the number in the event id.
+      const byTenant = [...receiver.received].sort((a, b) => Number(a.event.id.slice(4)) - Number(b.event.id.slice(4))).map((r) => [r.headers['countersign-delivery'], r.event.tenant_id, r.event.type]);
       const fabrikam = (await t.admin('GET', '/v1/admin/tenants')).body.tenants.find((x: { name: string }) => x.name === 'fabrikam').id as string;
       const theirLog = (await as('GET', `/v1/admin/webhooks/${theirs.body.id}/deliveries?tenant=fabrikam`)).body.deliveries as { id: string }[];
       for (const [delivery, tenant] of byTenant) {

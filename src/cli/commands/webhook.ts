@@ -35,7 +35,7 @@ export function registerWebhookCommands(program: Command): void {
       );
     }),
   );
-  addStoreOptions(webhook.command('list').description('the tenant’s endpoints (never their secrets)').requiredOption('--tenant <tenant>', 'tenant id or name').option('--json', 'print JSON')).action((options: Options) =>
+  addStoreOptions(webhook.command('list').description('the tenant’s endpoints (never their secrets; URL paths and queries masked)').requiredOption('--tenant <tenant>', 'tenant id or name').option('--json', 'print JSON')).action((options: Options) =>
     withServices(options, async (services) => {
       const list = await listWebhooks(services, await tenantOf(services, options.tenant));
       print(options.json, list, () => list.map((w) => `${w.id}  ${w.url}  events ${w.events.join(',')}${w.description === '' ? '' : `  (${w.description})`}`).join('\n') || '(no webhooks)');

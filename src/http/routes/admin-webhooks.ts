@@ -16,7 +16,7 @@ const errors = { 400: ErrorBody, 401: ErrorBody, 403: ErrorBody, 404: ErrorBody,
 const security = [{ bearer: [] }];
 const tags = ['Admin: webhooks and e-mail'];
 
-const Webhook = Type.Object({ id: Type.String(), url: Type.String(), events: Type.Array(Type.String()), description: Type.String(), created_at: Type.String(), created_by: Type.String() });
+const Webhook = Type.Object({ id: Type.String(), url: Type.String({ description: 'in full only in the answer that adds the endpoint; listings show the scheme, host and port, the path and query masked (…): they often hold a credential' }), events: Type.Array(Type.String()), description: Type.String(), created_at: Type.String(), created_by: Type.String() });
 const Delivery = Type.Object({
   id: Type.String(),
   event_id: Type.String(),
@@ -72,7 +72,7 @@ export const adminWebhookRoutes: FastifyPluginAsyncTypebox<{ services: Services 
 
   app.get(
     '/v1/admin/webhooks',
-    { schema: { tags, security, summary: 'The tenant’s webhook endpoints (never their secrets)', querystring: TenantQuery, response: { 200: Type.Object({ webhooks: Type.Array(Webhook) }), ...errors } } },
+    { schema: { tags, security, summary: 'The tenant’s webhook endpoints (never their secrets; each URL’s path and query masked, as https://hooks.contoso.com/…)', querystring: TenantQuery, response: { 200: Type.Object({ webhooks: Type.Array(Webhook) }), ...errors } } },
     async (request) => {
       const { tenant } = await adminTenant(services, request);
       return { webhooks: await listWebhooks(services, tenant) };

@@ -74,9 +74,15 @@ export async function up(db: Kysely<any>): Promise<void> {
   await db.schema.alterTable('notifications').addColumn('next_attempt_at', 'bigint').execute();
   await db.schema.alterTable('notifications').addColumn('locked_until', 'bigint').execute();
   await db.schema.alterTable('notifications').addColumn('last_error', 'text').execute();
+  // Until now nothing sent the queue: what is queued at the upgrade is history (a replayed code
+  // weeks ago), not news. Sending it all at the first `serve` would mail every user their backlog,
+  // so those rows are marked `superseded` and never sent (they stay in the list, for the record).
+  // The sender treats a NULL next_attempt_at as due: rows queued from now on are sent.
+  await sql`update notifications set status = 'superseded', last_error = 'queued before e-mail was sent (migration 010): not sent' where status = 'queued'`.execute(db);
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
+  await sql`update notifications set status = 'queued' where status = 'superseded'`.execute(db);
   await db.schema.alterTable('notifications').dropColumn('last_error').execute();
   await db.schema.alterTable('notifications').dropColumn('locked_until').execute();
   await db.schema.alterTable('notifications').dropColumn('next_attempt_at').execute();
