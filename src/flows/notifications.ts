@@ -47,7 +47,9 @@ export async function queueUserNotification(
       kind,
       channel: 'email',
       recipient: user.email,
-      status: 'queued',
+      // Kept for the record either way; a user without an e-mail address cannot be told.
+      status: user.email === null ? 'failed' : 'queued',
+      ...(user.email === null ? { last_error: 'the user has no e-mail address' } : {}),
       detail: JSON.stringify({ username: user.username, ...detail }),
       created_at: now,
       sent_at: null,

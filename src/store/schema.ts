@@ -235,7 +235,8 @@ export interface AuditHeadTable {
   hash: string;
 }
 
-export type NotificationStatus = 'queued' | 'sent' | 'failed';
+/** `superseded`: queued before e-mail was sent at all (migration 010), never sent. */
+export type NotificationStatus = 'queued' | 'sent' | 'failed' | 'superseded';
 
 /** A message waiting for (or sent through) a channel; never holding a code, seed or key. */
 export interface NotificationsTable {
@@ -246,7 +247,7 @@ export interface NotificationsTable {
   kind: string;
   /** `email` now; the phone and push channels add theirs. */
   channel: string;
-  /** Where it goes (the user's email at the time), or null when the user has none yet. */
+  /** Where it goes (the user's email at the time), or null when the user has none (then `failed` at once). */
   recipient: string | null;
   status: NotificationStatus;
   /** JSON object for the message template. */

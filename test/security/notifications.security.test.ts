@@ -54,4 +54,17 @@ describe('notifications', () => {
     expect((await t.admin('GET', '/v1/admin/notifications?tenant=other')).body).toEqual({ notifications: [] });
     expect((await t.admin('GET', '/v1/admin/notifications?tenant=other&user=nina@contoso.com')).status).toBe(404);
   });
+
+  it('OTP-09: a notice for a user without an e-mail address is recorded as not sent, and no queue waits on it', async () => {
+    const secret = await enrolled('noemail@contoso.com', null);
+    const code = totpAt(secret, t.clock.ms());
+    expect((await t.api('POST', '/v1/verify', { username: 'noemail@contoso.com', code })).body.result).toBe('approved');
+    expect((await t.api('POST', '/v1/verify', { username: 'noemail@contoso.com', code })).body.result).toBe('denied');
+    const [notice] = (await t.admin('GET', '/v1/admin/notifications?tenant=default&user=noemail@contoso.com')).body.notifications;
+    expect(notice).toMatchObject({ kind: 'otp_replay', recipient: null, status: 'failed' });
+    const row = await t.services.db.selectFrom('notifications').select(['status', 'last_error']).where('user_id', 'is not', null).where('recipient', 'is', null).executeTakeFirstOrThrow();
+    expect(row).toEqual({ status: 'failed', last_error: 'the user has no e-mail address' });
+    const queued = await t.services.db.selectFrom('notifications').select('id').where('status', '=', 'queued').where('recipient', 'is', null).execute();
+    expect(queued).toEqual([]);
+  });
 });

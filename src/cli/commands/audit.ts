@@ -43,7 +43,7 @@ export function registerAuditCommands(program: Command): void {
       const tenant = await tenantOf(services, options.tenant);
       const user = options.user === undefined ? undefined : await findUser(services.db, tenant.id, options.user);
       const list = await listNotifications(services, tenant, { userId: user?.id, limit: Number(options.limit ?? 50) });
-      print(options.json, list, () => list.map((n) => `${n.created_at}  ${n.status}  ${n.kind}  ${n.channel} → ${n.recipient ?? '(no address)'}  ${JSON.stringify(n.detail)}`).join('\n') || '(no notifications)');
+      print(options.json, list, () => list.map((n) => `${n.created_at}  ${n.status}  ${n.kind}  ${n.channel} → ${n.recipient ?? '(no e-mail address)'}  ${JSON.stringify(n.detail)}`).join('\n') || '(no notifications)');
     }),
   );
 }
