@@ -234,6 +234,22 @@ for (const dialect of DIALECTS) {
         await settings({ remember_mfa_days: 0 });
         expect((await t.api('POST', '/v1/preauth', { username, remember_token: fresh })).body.reason).toBe('mfa_required');
       });
+      it('SES-05: the user revokes their own remembered devices through the application ("forget my devices"), at once', async () => {
+        await settings({ remember_mfa_days: 30, cache_seconds: 0 });
+        const username = nextUser('forget');
+        const user = await userWithTotp(username);
+        const token = (await t.api('POST', '/v1/verify', { username, code: totpAt(user.secret, t.clock.ms()) })).body.remember_token as string;
+        expect((await t.api('POST', '/v1/preauth', { username, remember_token: token })).body.reason).toBe('remembered_device');
+        expect((await t.api('POST', '/v1/remembered-devices/forget', { username })).body).toEqual({ revoked: 1 });
+        expect((await t.api('POST', '/v1/preauth', { username, remember_token: token })).body).toMatchObject({ result: 'challenge', reason: 'mfa_required' });
+        const [record] = await actions('remembered_devices.revoked', user.id);
+        expect(record).toEqual({ actor: expect.stringMatching(/^application:/), count: 1 });
+        // An unknown user looks like one with nothing remembered; an administrator key is refused.
+        expect((await t.api('POST', '/v1/remembered-devices/forget', { username: 'nobody@contoso.com' })).body).toEqual({ revoked: 0 });
+        expect((await t.admin('POST', '/v1/remembered-devices/forget', { username })).status).toBe(403);
+        expect((await t.api('POST', '/v1/remembered-devices/forget', { username, extra: 1 })).status).toBe(400);
+        await settings({ remember_mfa_days: 0 });
+      });
     });
 
     describe('TIP-01: the trusted-IP check uses the application’s ip, never a forwarded header', () => {

@@ -3,6 +3,8 @@ import { Type } from 'typebox';
 import { answerChallenge, createChallenge, getChallenge } from '../../flows/challenges.js';
 import { parseIp, preauth } from '../../flows/preauth.js';
 import { verifyCode } from '../../flows/verify-code.js';
+import { forgetRememberedDevices } from '../../flows/remembered-devices.js';
+import { normalizeUsername } from '../../core/user-fields.js';
 import { handOverChallenge, handOverVerification } from '../../flows/approvals.js';
 import type { Services } from '../../services.js';
 import { requireApplication } from '../auth.js';
@@ -152,6 +154,26 @@ export const authApiRoutes: FastifyPluginAsyncTypebox<{ services: Services }> = 
       const outcome = await verifyCode(services, principal, tenant, { username: request.body.username, code: request.body.code, ip });
       if (outcome.result !== 'approved' || outcome.user === undefined) return { result: outcome.result, reason: outcome.reason };
       return { result: outcome.result, reason: outcome.reason, ...(await handOverVerification(services, principal, tenant, outcome.user.id, ip ?? null)) };
+    },
+  );
+
+  // "Forget my devices" on the application's account page: the user revokes every remembered device.
+  app.post(
+    '/v1/remembered-devices/forget',
+    {
+      schema: {
+        tags,
+        security,
+        summary: 'Revoke every remembered device of a user, on the user’s own request (the application’s “forget my devices”)',
+        description: 'Every remember token of the user stops working at the next preauth, for every application. An unknown user answers {revoked: 0}, like a user with none.',
+        body: Type.Object({ username: Type.String({ minLength: 1, maxLength: 256 }) }, { additionalProperties: false }),
+        response: { 200: Type.Object({ revoked: Type.Integer() }), ...errors },
+      },
+    },
+    async (request) => {
+      const { principal, tenant } = await context(request);
+      const user = await services.db.selectFrom('users').select('id').where('tenant_id', '=', tenant.id).where('username', '=', normalizeUsername(request.body.username)).executeTakeFirst();
+      return { revoked: user === undefined ? 0 : await forgetRememberedDevices(services, principal, tenant, user.id) };
     },
   );
 };
