@@ -50,6 +50,8 @@ export type EnrollableMethod = (typeof ENROLLABLE_METHODS)[number];
 const TOKEN_PREFIX = 'cse_';
 /** A link has at most this many push activation URLs open (unused, unexpired) at once. */
 export const MAX_OPEN_ACTIVATIONS = 3;
+/** … and at most this many in its whole life (a used activation does not free a place). */
+export const MAX_ACTIVATIONS = 5;
 
 const sha256 = (text: string) => createHash('sha256').update(text).digest('hex');
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(Number(ms)).toISOString());
@@ -398,17 +400,28 @@ export async function enrollmentStartPush(services: Services, session: Enrollmen
       // At most MAX_OPEN_ACTIVATIONS open at once, counted in the insert's transaction. The link's
       // row is written first: on PostgreSQL that locks it, so racing requests count one by one.
       guard: async (db, now) => {
-        await db.updateTable('enrollment_links').set({ methods: sql<string>`${sql.ref('methods')}` }).where('id', '=', linkId).execute();
-        const open = await db
-          .selectFrom('push_activations')
-          .select([(eb) => eb.fn.countAll<number>().as('n'), (eb) => eb.fn.min('expires_at').as('first_ends')])
-          .where('enrollment_link_id', '=', linkId)
+        // Only while the link is still open: a revoke or completion that won the race ends it here too.
+        const touched = await db
+          .updateTable('enrollment_links')
+          .set({ methods: sql<string>`${sql.ref('methods')}` })
+          .where('id', '=', linkId)
           .where('used_at', 'is', null)
+          .where('revoked_at', 'is', null)
           .where('expires_at', '>', now)
+          .executeTakeFirst();
+        if (touched.numUpdatedRows !== 1n) throw new CountersignError('UNAUTHORIZED', 'the enrollment link was used, revoked or has expired meanwhile: ask your administrator for a new one');
+        const started = await db
+          .selectFrom('push_activations')
+          .select([(eb) => eb.fn.countAll<number>().as('n'), (eb) => eb.fn.countAll<number>().filterWhere('used_at', 'is', null).filterWhere('expires_at', '>', now).as('open'), (eb) => eb.fn.min('expires_at').filterWhere('used_at', 'is', null).filterWhere('expires_at', '>', now).as('first_ends')])
+          .where('enrollment_link_id', '=', linkId)
           .executeTakeFirstOrThrow();
-        if (Number(open.n) >= MAX_OPEN_ACTIVATIONS) {
+        // At most MAX_OPEN_ACTIVATIONS open at once, and MAX_ACTIVATIONS in the link's life: a leaked link binds few devices.
+        if (Number(started.n) >= MAX_ACTIVATIONS) {
+          throw new CountersignError('LIMIT_REACHED', `this enrollment link has started ${MAX_ACTIVATIONS} authenticator activations, the most one link may: ask your administrator for a new link`);
+        }
+        if (Number(started.open) >= MAX_OPEN_ACTIVATIONS) {
           throw new CountersignError('RATE_LIMITED', `this enrollment link has ${MAX_OPEN_ACTIVATIONS} activation links open already: use one of them, or wait until one expires`, {
-            retryAfter: Math.max(1, Math.ceil((Number(open.first_ends) - now) / 1000)),
+            retryAfter: Math.max(1, Math.ceil((Number(started.first_ends) - now) / 1000)),
           });
         }
       },

@@ -32,7 +32,7 @@ export async function queueUserNotification(
     .select('id')
     .where('user_id', '=', userId)
     .where('kind', '=', kind)
-    .where('status', 'in', ['queued', 'sent'])
+    .where('status', 'in', ['queued', 'sent', 'failed'])
     .where('created_at', '>', now - 60_000)
     .executeTakeFirst();
   if (recent !== undefined) return;

@@ -14,6 +14,7 @@ import { reportFraud } from './fraud.js';
 import { verifyPin } from './pins.js';
 import type { PhoneMethod } from './phone-methods.js';
 import { admitPhoneSend, placeCall, sendText, type PhoneSendContext } from './telephony.js';
+import { refusedByPolicyNow } from './policies.js';
 import { tenantSettings } from './tenants.js';
 
 /**
@@ -375,6 +376,10 @@ async function settle(
   failReason: string,
   principal?: Principal,
 ): Promise<{ row: ChallengeRow; outcome: 'approved' | 'denied' | 'refused' | 'closed' }> {
+  if (matched && (await refusedByPolicyNow(services, tenant, row))) {
+    const now = await services.db.selectFrom('challenges').selectAll().where('id', '=', row.id).executeTakeFirstOrThrow();
+    return { row: now, outcome: now.status === 'denied' ? 'denied' : 'closed' };
+  }
   const settings = tenantSettings(tenant);
   const now = services.clock().getTime();
   const policy = { threshold: settings.lockout_threshold, resetMinutes: settings.lockout_reset_minutes, lockoutMinutes: settings.lockout_minutes };

@@ -25,7 +25,8 @@ import {
 } from '../core/policies.js';
 import { actorOf, type Principal, type Services } from '../services.js';
 import type { PoliciesTable, NamedLocationsTable } from '../store/schema-policies.js';
-import type { Database, TenantRow } from '../store/schema.js';
+import type { ChallengeRow, Database, TenantRow } from '../store/schema.js';
+import { decideChallenge } from './challenge-state.js';
 import { tenantSettings } from './tenants.js';
 
 /**
@@ -466,4 +467,26 @@ export async function findApplicationRef(services: Services, tenant: TenantRow, 
     .executeTakeFirst();
   if (app === undefined) throw invalidInput('application', `there is no application "${ref}" in tenant ${tenant.name}`);
   return app.id;
+}
+
+/**
+ * A text, call or push challenge about to be approved, looked at again: a policy added (or
+ * enabled) since the challenge started may refuse the sign-in now. When it does, the challenge
+ * ends `denied` with the policy's reason (not counted as a failed second factor) and the refusal
+ * is audited; the caller reports `denied`. True when the policy refused it.
+ */
+export async function refusedByPolicyNow(services: Services, tenant: TenantRow, row: Pick<ChallengeRow, 'id' | 'user_id' | 'application_id' | 'ip' | 'method_id'>): Promise<boolean> {
+  const user = await services.db
+    .selectFrom('users')
+    .innerJoin('tenants', 'tenants.id', 'users.tenant_id')
+    .select(['users.username', policyCountColumn()])
+    .where('users.id', '=', row.user_id)
+    .executeTakeFirst();
+  if (user === undefined) return false;
+  const refusal = await signInRefusal(services, tenant, { enabledPolicies: Number(user.policy_count), userId: row.user_id, username: user.username, applicationId: row.application_id, client: 'browser', ip: row.ip });
+  if (refusal === null) return false;
+  if (await decideChallenge(services, row.id, 'denied', refusal.reason)) {
+    await services.audit({ tenantId: tenant.id, actor: 'system', action: 'verification.denied', target: row.user_id, detail: { challenge: row.id, method: row.method_id, reason: refusal.reason, policy: refusal.policy } });
+  }
+  return true;
 }

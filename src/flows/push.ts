@@ -11,6 +11,7 @@ import { reportFraud } from './fraud.js';
 import { enrollmentDeviceActivated } from './enrollment.js';
 import { activateDeliveredMethod, enrollTotp } from './methods.js';
 import { verifyPin } from './pins.js';
+import { refusedByPolicyNow } from './policies.js';
 import { tenantSettings } from './tenants.js';
 
 /**
@@ -50,7 +51,9 @@ const sha256 = (text: string) => createHash('sha256').update(text).digest('hex')
 /** Where people and authenticators reach this server. */
 export async function serverBase(services: Services): Promise<string> {
   if (services.config.publicUrl !== undefined) return services.config.publicUrl;
-  // A CLI run next to a server on another port: the address the server recorded when it started.
+  // The server itself: its own address. A CLI next to a server on another port: the address that
+  // server recorded when it started (and removes when it stops).
+  if (ownServerUrl !== undefined) return ownServerUrl;
   const recorded = await services.db.selectFrom('store_meta').select('value').where('name', '=', SERVER_URL).executeTakeFirst();
   if (recorded !== undefined) return recorded.value;
   const host = services.config.host === '0.0.0.0' || services.config.host === '::' ? 'localhost' : services.config.host;
@@ -65,12 +68,23 @@ const SERVER_URL = 'server_url';
  * activation, enrollment) then point at this server's port even when public_url is unset.
  */
 export async function recordServerUrl(services: Services, url: string): Promise<void> {
+  ownServerUrl = url;
   await services.db
     .insertInto('store_meta')
     .values({ name: SERVER_URL, value: url })
     .onConflict((oc) => oc.column('name').doUpdateSet({ value: url }))
     .execute();
 }
+
+/** Called by `countersign serve` as it stops: the address is forgotten unless another server has since recorded its own. */
+export async function forgetServerUrl(services: Services): Promise<void> {
+  if (ownServerUrl === undefined) return;
+  await services.db.deleteFrom('store_meta').where('name', '=', SERVER_URL).where('value', '=', ownServerUrl).execute();
+  ownServerUrl = undefined;
+}
+
+/** This process's own address, when it is the server (set by recordServerUrl). */
+let ownServerUrl: string | undefined;
 
 export async function startActivation(
   services: Services,
@@ -391,6 +405,7 @@ export async function answerPush(services: Services, challengeId: string, answer
 
 /** Decides a push against the user's lockout, in one transaction with its audit record. */
 async function settlePush(services: Services, tenant: TenantRow, row: ChallengeRow, approve: boolean, failReason: string): Promise<string> {
+  if (approve && (await refusedByPolicyNow(services, tenant, row))) return 'denied';
   const settings = tenantSettings(tenant);
   const now = services.clock().getTime();
   const user = await services.db.selectFrom('users').select('username').where('id', '=', row.user_id).executeTakeFirstOrThrow();

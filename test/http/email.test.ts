@@ -296,7 +296,7 @@ describe('migration 010 and the e-mail backlog', () => {
         { id: 'old-sent', status: 'sent', next_attempt_at: null },
       ]);
       await webhooks.down?.(db);
-      expect((await db.selectFrom('notifications').select('status').where('id', '=', 'old-queued').executeTakeFirstOrThrow()).status).toBe('queued');
+      expect((await db.selectFrom('notifications').select('status').where('id', '=', 'old-queued').executeTakeFirstOrThrow()).status).toBe('failed');
     } finally {
       await db.destroy();
     }

@@ -194,6 +194,19 @@ for (const dialect of DIALECTS) {
       expect(open).toEqual([]);
     });
 
+    it('push through a link: at most 5 activation URLs in the link’s whole life, so a leaked link binds few devices', async () => {
+      const username = await newUser();
+      const { token } = (await t.admin('POST', linkUrl(username), { methods: ['push'] })).body;
+      for (let i = 0; i < 3; i++) expect((await as(token, 'POST', '/v1/enrollment/push', {})).status).toBe(201);
+      // They expire unused (10 minutes): places for two more, no more.
+      t.clock.advance(11 * 60_000);
+      for (let i = 0; i < 2; i++) expect((await as(token, 'POST', '/v1/enrollment/push', {})).status).toBe(201);
+      t.clock.advance(11 * 60_000);
+      const refused = await as(token, 'POST', '/v1/enrollment/push', {});
+      expect(refused.status).toBe(409);
+      expect(refused.body.error).toEqual({ code: 'LIMIT_REACHED', message: 'this enrollment link has started 5 authenticator activations, the most one link may: ask your administrator for a new link' });
+    });
+
     it('an administrator’s revocation ends the activation URLs the link opened', async () => {
       const username = await newUser();
       const { token } = (await t.admin('POST', linkUrl(username), { methods: ['push'] })).body;

@@ -251,6 +251,25 @@ for (const dialect of DIALECTS) {
       expect((await api('POST', '/v1/challenges', { username: 'bob@contoso.com', method: 'sms' })).status).toBe(201);
     });
 
+    it('policy block: a push and a text started before a block policy cannot be approved after it (denied, policy_block, no failure counted)', async () => {
+      const { admin, api, tenantId, totpUser } = await freshTenant('late-block');
+      await totpUser('erin@contoso.com', { phone: '+14255550303' });
+      const device = await activateDevice(t, 'erin@contoso.com', 'late-block');
+      const push = await api('POST', '/v1/challenges', { username: 'erin@contoso.com', method: 'push' });
+      const sms = await api('POST', '/v1/challenges', { username: 'erin@contoso.com', method: 'sms' });
+      expect([push.status, sms.status]).toEqual([201, 201]);
+      const text = (await t.admin('GET', '/v1/admin/outbox?limit=500')).body.messages.find((m: { challenge_id: string | null }) => m.challenge_id === sms.body.id) as { text: string };
+      const smsCode = /\b(\d{6})\b/.exec(text.text)?.[1] ?? '';
+      expect((await admin('POST', '/v1/admin/policies', { name: 'Block Erin', grant: 'block', conditions: { users: { include: ['erin@contoso.com'] } } })).status).toBe(201);
+      expect((await device.answer(push.body.id, 'approve', String(push.body.number))).body).toMatchObject({ status: 'denied' });
+      expect((await api('GET', `/v1/challenges/${push.body.id}`)).body).toMatchObject({ status: 'denied', reason: 'policy_block' });
+      expect((await api('POST', `/v1/challenges/${sms.body.id}/answer`, { code: smsCode })).body).toMatchObject({ status: 'denied', reason: 'policy_block' });
+      const erin = await t.services.db.selectFrom('users').select(['failed_count']).where('tenant_id', '=', tenantId).where('username', '=', 'erin@contoso.com').executeTakeFirstOrThrow();
+      expect(Number(erin.failed_count)).toBe(0);
+      // No remember token or cached success came out of them.
+      expect(await t.services.db.selectFrom('remember_tokens').select('id').where('tenant_id', '=', tenantId).execute()).toEqual([]);
+    });
+
     it('WA-03: require_phishing_resistant refuses a valid TOTP code at /v1/verify, and totp, sms, voice and push challenges', async () => {
       const { admin, api, totpUser } = await freshTenant('phishing-resistant');
       const secret = await totpUser('dave@contoso.com', { phone: '+14255550302' });

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 import { createServices } from '../../app.js';
 import { bootstrapFirstAdmin } from '../../flows/api-keys.js';
 import { startEventDispatcher } from '../../flows/events.js';
-import { recordServerUrl } from '../../flows/push.js';
+import { forgetServerUrl, recordServerUrl } from '../../flows/push.js';
 import { addStoreOptions, configFrom, type GlobalOptions } from '../context.js';
 
 interface ServeOptions extends GlobalOptions {
@@ -58,6 +58,7 @@ export function registerServeCommand(program: Command): void {
         void app
           .close()
           .then(() => dispatcher.stop())
+          .then(() => forgetServerUrl(services))
           .then(() => services.store.close())
           .finally(resolve);
       };

@@ -82,7 +82,8 @@ export async function up(db: Kysely<any>): Promise<void> {
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
-  await sql`update notifications set status = 'queued' where status = 'superseded'`.execute(db);
+  // Not back to `queued`: the code before this migration would mail that backlog after all.
+  await sql`update notifications set status = 'failed' where status = 'superseded'`.execute(db);
   await db.schema.alterTable('notifications').dropColumn('last_error').execute();
   await db.schema.alterTable('notifications').dropColumn('locked_until').execute();
   await db.schema.alterTable('notifications').dropColumn('next_attempt_at').execute();
