@@ -118,7 +118,7 @@ for (const dialect of DIALECTS) {
       expect(made.body.links.map((l: { username: string }) => l.username)).toEqual(['office.only@contoso.com', 'sms.only@contoso.com']);
       const link = made.body.links[1];
       expect(link.expires_at).toBe(new Date(t.clock.ms() + 86_400_000).toISOString());
-      const token = new URL(link.enrollment_url).hash.replace('#token=', '');
+      const token = new URL(link.enrollment_url).hash.replace('#enroll=', '');
       const info = await t.app.inject({ method: 'GET', url: '/v1/enrollment', headers: { authorization: `Bearer ${token}` } });
       expect(info.json()).toMatchObject({ username: 'sms.only@contoso.com', methods: ['push'] });
       const again = await t.admin('POST', '/v1/admin/registration-campaign/links?tenant=default');
