@@ -27,7 +27,7 @@ describe('countersign enroll (CLI)', () => {
     async () => {
       expect((await cli(['tenant', 'create', 'acme'])).code).toBe(0);
       expect((await cli(['user', 'add', '--tenant', 'acme', 'bob@acme.com', '--state', 'enabled'])).code).toBe(0);
-      oneLineError(await cli(['enroll', 'link', '--tenant', 'acme', 'bob@acme.com', '--expires', '40d']), /^countersign: --expires: must be a whole number of seconds from 60 to 2592000/);
+      oneLineError(await cli(['enroll', 'link', '--tenant', 'acme', 'bob@acme.com', '--expires', '40d']), /^countersign: --expires: must be from 60s to 30d \(30 days\), e.g. 7d, 12h or 90m; got 40d\n$/);
       oneLineError(await cli(['enroll', 'link', '--tenant', 'acme', 'bob@acme.com', '--expires', 'soon']), /^countersign: --expires: must be a duration/);
       oneLineError(await cli(['enroll', 'link', '--tenant', 'acme', 'bob@acme.com', '--methods', 'totp,fax']), /^countersign: methods: fax cannot be registered through a link/);
 
