@@ -9,7 +9,7 @@ import { decideChallenge, isOpen, OPEN_STATUSES, viewChallenge as view, type Cha
 import { answerPhoneCode, dispatchPhoneChallenge, preparePhoneChallenge } from './phone-challenges.js';
 import { choosePhoneMethod, userPhoneMethods } from './phone-methods.js';
 import { notifyDevices, preparePush, pushTopic, userPushMethods } from './push.js';
-import { policyCountColumn, signInRefusal } from './policies.js';
+import { findSignInUser, signInRefusal } from './policies.js';
 import { parseIp } from './preauth.js';
 import { tenantSettings } from './tenants.js';
 import { activeCodeMethods, verifyCode } from './verify-code.js';
@@ -51,21 +51,12 @@ export async function createChallenge(services: Services, principal: Principal, 
   const eventDetail = optionalText(request.context?.event?.detail, 'context.event.detail', 1000);
   if (request.context?.event !== undefined && eventTitle === null) throw invalidInput('context.event.title', 'is required with an event');
 
-  // The tenant's enabled policies are counted in the same statement: none → no policy query.
-  const found = await services.db
-    .selectFrom('users')
-    .innerJoin('tenants', 'tenants.id', 'users.tenant_id')
-    .selectAll('users')
-    .select(policyCountColumn())
-    .where('users.tenant_id', '=', tenant.id)
-    .where('users.username', '=', username)
-    .executeTakeFirst();
-  if (found === undefined) throw notFound(`user ${username}`);
-  const { policy_count: enabledPolicies, ...user } = found;
+  const { user, enabledPolicies } = await findSignInUser(services, tenant, username);
+  if (user === undefined) throw notFound(`user ${username}`);
   const now = services.clock().getTime();
   if (user.status === 'blocked' && (user.blocked_until === null || Number(user.blocked_until) > now)) throw new CountersignError('FORBIDDEN', 'the user is blocked');
   const applicationId = principal.kind === 'application' ? principal.applicationId : null;
-  const refusal = await signInRefusal(services, tenant, { enabledPolicies: Number(enabledPolicies), userId: user.id, username: user.username, applicationId, client: 'browser', ip: ip ?? null });
+  const refusal = await signInRefusal(services, tenant, { enabledPolicies, userId: user.id, username: user.username, applicationId, client: 'browser', ip: ip ?? null });
   if (refusal !== null) {
     await services.audit({
       tenantId: tenant.id,

@@ -25,7 +25,7 @@ import {
 } from '../core/policies.js';
 import { actorOf, type Principal, type Services } from '../services.js';
 import type { PoliciesTable, NamedLocationsTable } from '../store/schema-policies.js';
-import type { ChallengeRow, Database, TenantRow } from '../store/schema.js';
+import type { ChallengeRow, Database, TenantRow, UserRow } from '../store/schema.js';
 import { decideChallenge } from './challenge-state.js';
 import { tenantSettings } from './tenants.js';
 
@@ -396,6 +396,24 @@ export async function deleteNamedLocation(services: Services, principal: Princip
  */
 export function policyCountColumn() {
   return sql<number>`${sql.ref('tenants.policy_count')}`.as('policy_count');
+}
+
+/**
+ * The user signing in, and the tenant's count of enabled policies read in the same statement
+ * (none → the sign-in reads no policy); enabledPolicies is 0 when there is no such user.
+ */
+export async function findSignInUser(services: Services, tenant: TenantRow, username: string): Promise<{ user: UserRow | undefined; enabledPolicies: number }> {
+  const found = await services.db
+    .selectFrom('users')
+    .innerJoin('tenants', 'tenants.id', 'users.tenant_id')
+    .selectAll('users')
+    .select(policyCountColumn())
+    .where('users.tenant_id', '=', tenant.id)
+    .where('users.username', '=', username)
+    .executeTakeFirst();
+  if (found === undefined) return { user: undefined, enabledPolicies: 0 };
+  const { policy_count: count, ...user } = found;
+  return { user, enabledPolicies: Number(count) };
 }
 
 /** Who signs in, from where, with what, as the policies look at it. */

@@ -12,7 +12,7 @@ import { userPushMethods } from './push.js';
 import { activeCodeMethods } from './verify-code.js';
 import { consumeBypass, openBypass, recordExpiredBypasses } from './bypasses.js';
 import { lastCachedSuccess } from './mfa-cache.js';
-import { findApplicationRef, policyCountColumn, policyEvaluation } from './policies.js';
+import { findApplicationRef, findSignInUser, policyEvaluation } from './policies.js';
 import { checkRememberToken } from './remembered-devices.js';
 import { registrationNudge, type RegistrationNudge } from './registration-campaign.js';
 import { tenantSettings } from './tenants.js';
@@ -50,16 +50,7 @@ export async function preauth(services: Services, principal: Principal, tenant: 
   const ip = parseIp(request.ip) ?? requestIp ?? null;
   const applicationId = principal.kind === 'application' ? principal.applicationId : null;
   const now = services.clock().getTime();
-  // The tenant's enabled policies are counted in the same statement: none → no policy query.
-  const found = await services.db
-    .selectFrom('users')
-    .innerJoin('tenants', 'tenants.id', 'users.tenant_id')
-    .selectAll('users')
-    .select(policyCountColumn())
-    .where('users.tenant_id', '=', tenant.id)
-    .where('users.username', '=', username)
-    .executeTakeFirst();
-  const [user, enabledPolicies] = splitPolicyCount(found);
+  const { user, enabledPolicies } = await findSignInUser(services, tenant, username);
   if (user !== undefined) await recordExpiredBypasses(services, tenant.id, user.id, now);
   const client = request.client === 'legacy' ? 'legacy' : 'browser';
   const { facts, methods, bypass } = await gatherFacts(services, tenant, user, { client, ip, applicationId, rememberToken: request.remember_token, now, enabledPolicies });
@@ -104,13 +95,6 @@ export async function previewPreauth(services: Services, tenant: TenantRow, requ
   const { facts, methods } = await gatherFacts(services, tenant, user, { client: request.client === 'legacy' ? 'legacy' : 'browser', ip, applicationId, rememberToken: undefined, now });
   const decision = decidePreauth(facts);
   return { result: decision.result, reason: decision.reason, methods: decision.result === 'challenge' ? methods : [], trace: [...decision.trace] };
-}
-
-/** A user row read with `policyCountColumn`, and the count apart (0 when there is no user). */
-function splitPolicyCount(found: (UserRow & { policy_count: number }) | undefined): [UserRow | undefined, number] {
-  if (found === undefined) return [undefined, 0];
-  const { policy_count: count, ...user } = found;
-  return [user, Number(count)];
 }
 
 /** Reads everything the decision looks at; writes nothing. */
