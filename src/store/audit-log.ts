@@ -1,5 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Kysely } from 'kysely';
+import { preparedQuery } from './prepared-query.js';
 import type { Database } from './schema.js';
 
 /**
@@ -60,12 +61,8 @@ export interface PendingAudit {
  * write lock, PostgreSQL's row lock) and the chain never forks.
  */
 export async function appendAuditRows(trx: Kysely<Database>, key: Buffer, batch: readonly PendingAudit[]): Promise<number[]> {
-  const head = await trx
-    .updateTable('audit_head')
-    .set((eb) => ({ seq: eb('seq', '+', batch.length) }))
-    .where('id', '=', 1)
-    .returning(['seq', 'hash'])
-    .executeTakeFirstOrThrow();
+  const [head] = (await advanceHead(trx, batch.length)).rows;
+  if (head === undefined) throw new Error('audit log: the chain head row is missing');
   let seq = Number(head.seq) - batch.length;
   let prevHash = head.hash;
   const rows = batch.map(({ entry, at }) => {
@@ -75,9 +72,19 @@ export async function appendAuditRows(trx: Kysely<Database>, key: Buffer, batch:
     return { ...row, hash: prevHash };
   });
   for (let i = 0; i < rows.length; i += 100) await trx.insertInto('audit_events').values(rows.slice(i, i + 100)).execute();
-  await trx.updateTable('audit_head').set({ hash: prevHash }).where('id', '=', 1).execute();
+  await setHeadHash(trx, prevHash);
   return rows.map((r) => r.seq);
 }
+
+// The chain head is written by every append: prepared once (PostgreSQL plans them once per connection).
+const advanceHead = preparedQuery((db, count: number) =>
+  db
+    .updateTable('audit_head')
+    .set((eb) => ({ seq: eb('seq', '+', count) }))
+    .where('id', '=', 1)
+    .returning(['seq', 'hash']),
+);
+const setHeadHash = preparedQuery((db, hash: string) => db.updateTable('audit_head').set({ hash }).where('id', '=', 1));
 
 /**
  * Appends with group commit: records that arrive while a batch is being written go together in

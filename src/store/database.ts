@@ -17,6 +17,7 @@ import * as webhooks from './migrations/010-webhooks.js';
 import * as adminRoles from './migrations/011-admin-roles.js';
 import * as enrollment from './migrations/012-enrollment.js';
 import type { Database } from './schema.js';
+import { preparedStatementNames } from './prepared-query.js';
 
 export type Dialect = 'sqlite' | 'postgres';
 
@@ -25,6 +26,13 @@ export interface Store {
   readonly dialect: Dialect;
   /** Where the store is, for people: a file path or a PostgreSQL URL without its password. */
   readonly location: string;
+  /**
+   * What the audit chain is appended through when appends are not part of the caller's own
+   * transaction (group-commit.ts). On PostgreSQL a pool of one connection of its own: the chain
+   * takes one append at a time anyway, and on the main pool each append would wait in line
+   * behind every request's queries. SQLite appends in the group commit, on `db`.
+   */
+  readonly auditDb?: Kysely<Database>;
   close(): Promise<void>;
 }
 
@@ -143,14 +151,33 @@ function withStatementCache(sqlite: SqliteDatabase.Database, size = 500): Sqlite
   };
 }
 
+/**
+ * A connection that sends the hot path's queries (prepared-query.ts) as named prepared
+ * statements: PostgreSQL parses and plans each once per connection, not on every call. Kysely
+ * hands pg the SQL text and values; a text that is a prepared query's is sent under its name.
+ */
+class PreparedStatementClient extends pg.Client {
+  override query(...args: unknown[]): never {
+    const [text, values] = args;
+    const name = typeof text === 'string' && Array.isArray(values) && args.length === 2 ? preparedStatementNames.get(text) : undefined;
+    const query = super.query.bind(this) as (...a: unknown[]) => never;
+    return name === undefined ? query(...args) : query({ name, text, values });
+  }
+}
+
 function openPostgres(url: string, max: number): Store {
-  const pool = new pg.Pool({ connectionString: url, max, types: pgTypes });
+  const db = postgresKysely(url, max);
+  const auditDb = postgresKysely(url, 1);
+  return { db, auditDb, dialect: 'postgres', location: redactUrl(url), close: () => Promise.all([db.destroy(), auditDb.destroy()]).then(() => undefined) };
+}
+
+function postgresKysely(url: string, max: number): Kysely<Database> {
+  const pool = new pg.Pool({ connectionString: url, max, types: pgTypes, Client: PreparedStatementClient });
   // An idle connection that the server drops (restart, failover, pg_terminate_backend, a proxy's
   // idle timeout) is reported as an 'error' event on the pool; unhandled, it would crash the
   // process. pg has already removed that client, and the next query opens a fresh connection.
   pool.on('error', () => undefined);
-  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-  return { db, dialect: 'postgres', location: redactUrl(url), close: () => db.destroy() };
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 
 async function migrate(db: Kysely<Database>, exclusively: Exclusively = (work) => work()): Promise<void> {

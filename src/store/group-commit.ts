@@ -20,7 +20,9 @@ import type { Database } from './schema.js';
  *
  * On PostgreSQL each piece of work is its own transaction (the pool runs them side by side),
  * and audit records go to the audit writer's group commit after it: holding the audit chain's
- * head row inside every transaction would make them all wait for each other.
+ * head row inside every transaction would make them all wait for each other. The audit writer
+ * appends through the store's own audit connection (`Store.auditDb`), so a batch never waits in
+ * the pool's line behind the requests it is holding up.
  */
 export interface GroupCommit {
   run<T>(work: (db: Kysely<Database>, record: (entry: AuditEntry) => void) => Promise<T>): Promise<T>;
@@ -64,11 +66,11 @@ function commitListeners() {
 }
 
 export function createGroupCommit(store: Store, auditKey: Buffer, clock: () => Date): GroupCommit {
-  return store.dialect === 'sqlite' ? sqliteGroupCommit(store.db, auditKey, clock) : separateCommits(store.db, auditKey, clock);
+  return store.dialect === 'sqlite' ? sqliteGroupCommit(store.db, auditKey, clock) : separateCommits(store.db, store.auditDb ?? store.db, auditKey, clock);
 }
 
-function separateCommits(db: Kysely<Database>, auditKey: Buffer, clock: () => Date): GroupCommit {
-  const appendAudit = createAuditWriter(db, auditKey);
+function separateCommits(db: Kysely<Database>, auditDb: Kysely<Database>, auditKey: Buffer, clock: () => Date): GroupCommit {
+  const appendAudit = createAuditWriter(auditDb, auditKey);
   const listeners = commitListeners();
   return {
     async run(work) {

@@ -22,6 +22,13 @@ interface Compiled {
   readonly slots: readonly Slot[];
 }
 
+/**
+ * The SQL texts of prepared queries, each with a statement name. On PostgreSQL the store's
+ * connections send these texts as named prepared statements (database.ts): the server parses
+ * and plans each once per connection instead of on every call.
+ */
+export const preparedStatementNames = new Map<string, string>();
+
 export type PreparedQuery<Args extends readonly unknown[], Row> = (db: Kysely<Database>, ...args: Args) => Promise<QueryResult<Row>>;
 
 export function preparedQuery<Args extends readonly unknown[], Row>(build: (db: Kysely<Database>, ...args: Args) => Compilable<Row>): PreparedQuery<Args, Row> {
@@ -39,6 +46,7 @@ export function preparedQuery<Args extends readonly unknown[], Row>(build: (db: 
       return { arg: parameter.index };
     });
     if (seen.size !== arity) throw new Error(`prepared query: ${arity - seen.size} of ${arity} arguments did not reach the SQL unchanged: ${query.sql}`);
+    if (!preparedStatementNames.has(query.sql)) preparedStatementNames.set(query.sql, `cs_prepared_${preparedStatementNames.size + 1}`);
     return { sql: query.sql, slots };
   }
 
