@@ -1,9 +1,9 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { sql, type Selectable } from 'kysely';
+import { sql, type Kysely, type Selectable } from 'kysely';
 import { CountersignError, invalidInput, notFound } from '../core/errors.js';
 import { actorOf, type Principal, type Services } from '../services.js';
 import { preparedQuery } from '../store/prepared-query.js';
-import type { AdminRole, ApiKeyKind, ApplicationsTable, TenantRow } from '../store/schema.js';
+import type { AdminRole, ApiKeyKind, ApplicationsTable, Database, TenantRow } from '../store/schema.js';
 import { createTenant, DEFAULT_TENANT_NAME } from './tenants.js';
 
 /**
@@ -304,7 +304,7 @@ export async function authenticateApiKey(services: Services, key: string): Promi
  */
 export async function authenticateKey(services: Services, key: string): Promise<{ principal: Principal; tenant: TenantRow | undefined } | undefined> {
   if (!/^cs[ak]_[A-Za-z0-9_-]{43}$/.test(key)) return undefined;
-  const [row] = (await keyWithTenant(services.db, hashApiKey(key))).rows;
+  const row = await lookUpKey(services.db, hashApiKey(key));
   if (row === undefined || row.revoked_at !== null) return undefined;
   const tenant: TenantRow | undefined =
     row.tenant_id === null || row.name === null || row.settings === null || row.created_at === null
@@ -315,6 +315,42 @@ export async function authenticateKey(services: Services, key: string): Promise<
   if (row.application_id === null || tenant === undefined) return undefined;
   return { principal: { kind: 'application', keyId: row.id, applicationId: row.application_id, tenantId: tenant.id }, tenant };
 }
+
+/**
+ * Requests that carry the same key share its lookup while that lookup waits for a database
+ * connection (under load, an application's requests arrive together and would each read the
+ * same row, and each wait for the pool to do it). Once the lookup has its connection it is no
+ * longer joined: every request that shares it arrived before the query was sent, so each sees
+ * the key as it is after its own arrival — a key revoked before a request came is refused, as
+ * without sharing. Nothing is kept after the read. Callers build their own objects from the
+ * shared row and never change it.
+ */
+const waitingKeyLookups = new WeakMap<Kysely<Database>, Map<string, Promise<KeyRow | undefined>>>();
+
+function lookUpKey(db: Kysely<Database>, keyHash: string): Promise<KeyRow | undefined> {
+  let waiting = waitingKeyLookups.get(db);
+  if (waiting === undefined) waitingKeyLookups.set(db, (waiting = new Map<string, Promise<KeyRow | undefined>>()));
+  const joined = waiting.get(keyHash);
+  if (joined !== undefined) return joined;
+  const lookups = waiting;
+  let waitingForConnection = true;
+  const lookup = db.connection().execute(async (connection) => {
+    // Sent from here on: requests that come now start a lookup of their own.
+    waitingForConnection = false;
+    lookups.delete(keyHash);
+    return (await keyWithTenant(connection, keyHash)).rows[0];
+  });
+  if (waitingForConnection) {
+    lookups.set(keyHash, lookup);
+    // A lookup that never got its connection is not joined either.
+    lookup.catch(() => {
+      if (lookups.get(keyHash) === lookup) lookups.delete(keyHash);
+    });
+  }
+  return lookup;
+}
+
+type KeyRow = Awaited<ReturnType<typeof keyWithTenant>>['rows'][number];
 
 const keyWithTenant = preparedQuery((db, keyHash: string) =>
   db

@@ -250,6 +250,43 @@ describe('application keys', () => {
   });
 });
 
+describe('requests that share a key lookup', () => {
+  it('each sees a revocation made before it arrived, while lookups of that key wait for the connection', async () => {
+    const key = await newAdminKey('shared lookup');
+    const { services } = t;
+    expect(await authenticateApiKey(services, key.api_key)).toMatchObject({ kind: 'admin' });
+    const early: Promise<unknown>[] = [];
+    const late: Promise<unknown>[] = [];
+    // Hold the store's connection (on PostgreSQL, one of the pool's) so that the lookups queue
+    // behind it; revoke the key through it in between.
+    const hold = async (work: (db: typeof services.db) => Promise<void>) => {
+      if (services.store.dialect === 'sqlite') await services.db.connection().execute(work);
+      else await work(services.db);
+    };
+    await hold(async (db) => {
+      for (let i = 0; i < 25; i++) early.push(authenticateApiKey(services, key.api_key));
+      await db.updateTable('api_keys').set({ revoked_at: Date.now() }).where('id', '=', key.id).execute();
+      for (let i = 0; i < 25; i++) late.push(authenticateApiKey(services, key.api_key));
+    });
+    // On SQLite every lookup was still waiting when the key was revoked; the later ones arrived
+    // after it and must not get an earlier read.
+    for (const answer of await Promise.all(late)) expect(answer).toBeUndefined();
+    if (services.store.dialect === 'sqlite') for (const answer of await Promise.all(early)) expect(answer).toBeUndefined();
+    else await Promise.all(early);
+    expect(await works(key.api_key)).toBe(401);
+  });
+
+  it('nothing is kept after a shared read: the next request reads the key again', async () => {
+    const key = await newAdminKey('failed lookup');
+    const { services } = t;
+    // Fifty at once all get the same answer; the next one reads again.
+    const answers = await Promise.all(Array.from({ length: 50 }, () => authenticateApiKey(services, key.api_key)));
+    for (const answer of answers) expect(answer).toMatchObject({ kind: 'admin' });
+    await services.db.updateTable('api_keys').set({ revoked_at: Date.now() }).where('id', '=', key.id).execute();
+    expect(await authenticateApiKey(services, key.api_key)).toBeUndefined();
+  });
+});
+
 describe('audit', () => {
   it('every revocation and creation is recorded, and no record holds a key or its hash', async () => {
     const rows = await t.services.db.selectFrom('audit_events').selectAll().orderBy('seq').execute();
