@@ -5,7 +5,7 @@ import { normalizeUsername } from '../core/user-fields.js';
 import { CODE_METHOD_TYPES, CODE_PATTERN, matchMethodCode, normalizeCode } from '../methods/otp-code.js';
 import { actorOf, type Principal, type Services } from '../services.js';
 import type { Kysely } from 'kysely';
-import { consumeOtpCounter, reserveAttempt } from '../store/attempts.js';
+import { approveAtOnce, consumeOtpCounter, reserveAttempt } from '../store/attempts.js';
 import { preparedQuery } from '../store/prepared-query.js';
 import type { Database, MethodRow, TenantRow } from '../store/schema.js';
 import { queueUserNotification } from './notifications.js';
@@ -92,6 +92,18 @@ export async function verifyCode(services: Services, principal: Principal, tenan
     expectSuccess && enabledPolicies > 0 && owner !== undefined
       ? await signInRefusal(services, tenant, { enabledPolicies, userId: owner, username, applicationId: principal.kind === 'application' ? principal.applicationId : null, client: 'browser', ip: request.ip ?? null })
       : null;
+  // PostgreSQL: the common case — one fresh match, no refusal — in one statement
+  // (approveAtOnce: the same checks and changes as the transaction below). When it does not
+  // approve it has changed nothing, and the transaction decides as ever: a lockout, a block, a
+  // step lost to a racing request. (SQLite commits many requests at once in the group commit.)
+  const single = matches.length === 1 && refusal === null ? matches[0] : undefined;
+  if (services.store.dialect === 'postgres' && single !== undefined && !single.replay) {
+    const approved = await approveAtOnce(services.db, tenant.id, username, single.method.id, single.counter, now);
+    if (approved !== undefined) {
+      await services.writes.audit({ ...auditBase, action: 'verification.approved', target: approved.id, detail: { ...detailBase, method: single.method.id } });
+      return { result: 'approved', reason: 'approved', user: approved, methodId: single.method.id };
+    }
+  }
   const outcome = await services.writes.run(async (db, record): Promise<VerifyOutcome & { replayedMethod?: MethodRow }> => {
     if (refusal !== null && owner !== undefined) {
       // A valid code the tenant's policies refuse (see the header): a locked or blocked user is

@@ -93,3 +93,49 @@ const consumeCounter = preparedQuery((db, methodId: string, counter: number, nex
 const consumeOwnedCounter = preparedQuery((db, methodId: string, counter: number, next: number, nowMs: number, userId: string) =>
   db.updateTable('methods').set({ counter: next, last_used_at: nowMs }).where('id', '=', methodId).where('counter', '<=', counter).where('user_id', '=', userId).where('status', '=', 'active'),
 );
+
+/**
+ * PostgreSQL only (SQLite has no data-modifying WITH): the verify path's common case — a code
+ * that matched exactly one method — as one statement, atomic on its own, instead of a
+ * transaction's four round trips. In order: lock the user if they may answer now (`for update`
+ * waits for a racing attempt and re-checks the lockout and block on the row it then holds, as
+ * `reserveAttempt` does), consume the step as `consumeOtpCounter` does, and only if that
+ * happened clear the failure count. Returns the user's id when the code was consumed; otherwise
+ * nothing at all was changed, and the caller goes on as if this had not been tried.
+ */
+export async function approveAtOnce(db: Kysely<Database>, tenantId: string, username: string, methodId: string, counter: number, nowMs: number): Promise<{ id: string } | undefined> {
+  return (await approveStatement(db, tenantId, username, nowMs, methodId, counter, counter + 1)).rows[0];
+}
+
+const approveStatement = preparedQuery((db, tenantId: string, username: string, nowMs: number, methodId: string, counter: number, next: number) =>
+  db
+    .with('target', (qc) =>
+      qc
+        .selectFrom('users')
+        .select('id')
+        .where('tenant_id', '=', tenantId)
+        .where('username', '=', username)
+        .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', nowMs)]))
+        .where((eb) => eb.or([eb('status', '=', 'active'), eb('blocked_until', '<=', nowMs)]))
+        .forUpdate(),
+    )
+    .with('consumed', (qc) =>
+      qc
+        .updateTable('methods')
+        .set({ counter: next, last_used_at: nowMs })
+        .where('id', '=', methodId)
+        .where('counter', '<=', counter)
+        .where('status', '=', 'active')
+        .where('user_id', '=', (eb) => eb.selectFrom('target').select('id'))
+        .returning('user_id'),
+    )
+    .with('cleared', (qc) =>
+      qc
+        .updateTable('users')
+        .set({ failed_count: 0, failed_since: null, locked_until: null })
+        .where('id', '=', (eb) => eb.selectFrom('consumed').select('user_id'))
+        .returning('id'),
+    )
+    .selectFrom('cleared')
+    .select('id'),
+);

@@ -4,7 +4,7 @@ import { sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendAudit, verifyAuditChain, type AuditEntry } from '../../src/store/audit-log.js';
-import { consumeOtpCounter, reserveAttempt, type LockoutPolicy, type Reservation } from '../../src/store/attempts.js';
+import { approveAtOnce, consumeOtpCounter, reserveAttempt, type LockoutPolicy, type Reservation } from '../../src/store/attempts.js';
 import { MIGRATION_NAMES, openStore, type Store } from '../../src/store/database.js';
 import { DIALECTS, makeStoreLocation, TEST_PG_URL, type TestStoreLocation } from '../support/harness.js';
 
@@ -27,6 +27,8 @@ const POLICY: LockoutPolicy = { threshold: 10, resetMinutes: 10, lockoutMinutes:
 interface StoreClient {
   consume(methodId: string, counter: number, nowMs: number): Promise<boolean>;
   reserve(tenantId: string, username: string, policy: LockoutPolicy, nowMs: number): Promise<Reservation>;
+  /** PostgreSQL only: approveAtOnce. */
+  approve(tenantId: string, username: string, methodId: string, counter: number, nowMs: number): Promise<{ id: string } | undefined>;
   append(key: Buffer, entry: AuditEntry, nowMs: number): Promise<number>;
   close(): Promise<void>;
 }
@@ -35,6 +37,7 @@ function localClient(store: Store): StoreClient {
   return {
     consume: (methodId, counter, nowMs) => consumeOtpCounter(store.db, methodId, counter, nowMs),
     reserve: (tenantId, username, policy, nowMs) => reserveAttempt(store.db, tenantId, username, policy, nowMs),
+    approve: (tenantId, username, methodId, counter, nowMs) => approveAtOnce(store.db, tenantId, username, methodId, counter, nowMs),
     append: (key, entry, nowMs) => appendAudit(store.db, key, entry, new Date(nowMs)),
     close: () => store.close(),
   };
@@ -61,6 +64,7 @@ parentPort.on('message', async ({ id, op, args }) => {
     else if (op === 'open') value = Boolean(store = await database.openStore({ dataDir: workerData.dataDir, databaseUrl: workerData.databaseUrl }));
     else if (op === 'consume') value = await attempts.consumeOtpCounter(store.db, ...args);
     else if (op === 'reserve') value = await attempts.reserveAttempt(store.db, ...args);
+    else if (op === 'approve') value = await attempts.approveAtOnce(store.db, ...args);
     else if (op === 'append') value = await audit.appendAudit(store.db, Buffer.from(args[0]), args[1], new Date(args[2]));
     else if (op === 'close') value = await store.close();
     parentPort.postMessage({ id, ok: true, value });
@@ -105,6 +109,7 @@ async function workerClient(location: TestStoreLocation): Promise<StoreClient & 
     },
     consume: async (...args) => (await call('consume', ...args)) as boolean,
     reserve: async (...args) => (await call('reserve', ...args)) as Reservation,
+    approve: async (...args) => (await call('approve', ...args)) as { id: string } | undefined,
     append: async (key, entry, nowMs) => (await call('append', new Uint8Array(key), entry, nowMs)) as number,
     close: async () => {
       await call('close');
@@ -289,6 +294,55 @@ for (const dialect of DIALECTS) {
       const r = await clients[1].reserve(tenantId, 'tenth@contoso.com', POLICY, last);
       expect(r.reserved && r.lockedNow).toBe(true);
       expect(await lockStateOf(userId)).toEqual({ failed_count: 0, failed_since: null, locked_until: last + POLICY.lockoutMinutes * 60_000 });
+    });
+
+    // The verify path's one-statement approval on PostgreSQL (verify-code.ts): the same
+    // guarantees as reserveAttempt and consumeOtpCounter in a transaction.
+    it.skipIf(dialect !== 'postgres')('OTP-02, OTP-06: approveAtOnce raced 50 times over two stores for one step approves exactly once, and clears the failure count only then', async () => {
+      const step = Math.floor(NOW / 30_000);
+      const userId = await addUser('race-approve@contoso.com');
+      const methodId = await addMethod(userId, step - 1);
+      await store.db.updateTable('users').set({ failed_count: 4, failed_since: NOW - 1000 }).where('id', '=', userId).execute();
+      const results = await race(clients, 50, (client) => client.approve(tenantId, 'race-approve@contoso.com', methodId, step, NOW));
+      expect(results.filter((r) => r !== undefined)).toEqual([{ id: userId }]);
+      expect(await counterOf(methodId)).toBe(step + 1);
+      expect(await lockStateOf(userId)).toEqual({ failed_count: 0, failed_since: null, locked_until: null });
+    });
+
+    it.skipIf(dialect !== 'postgres')('OTP-01, OTP-06, BND-02: approveAtOnce changes nothing when it does not approve: a used step, a locked, blocked or unknown user, a method not active', async () => {
+      const step = Math.floor(NOW / 30_000);
+      const userId = await addUser('no-approve@contoso.com');
+      const methodId = await addMethod(userId, step + 1);
+      const failures = { failed_count: 4, failed_since: NOW - 1000, locked_until: null };
+      await store.db.updateTable('users').set(failures).where('id', '=', userId).execute();
+      // A step already used: the failure count is not cleared.
+      expect(await clients[0].approve(tenantId, 'no-approve@contoso.com', methodId, step, NOW)).toBeUndefined();
+      expect(await lockStateOf(userId)).toEqual(failures);
+      expect(await counterOf(methodId)).toBe(step + 1);
+      // Locked out: neither the step is consumed nor the lockout lifted.
+      const locked = { failed_count: 0, failed_since: null, locked_until: NOW + 60_000 };
+      await store.db.updateTable('users').set(locked).where('id', '=', userId).execute();
+      expect(await clients[1].approve(tenantId, 'no-approve@contoso.com', methodId, step + 2, NOW)).toBeUndefined();
+      expect(await lockStateOf(userId)).toEqual(locked);
+      expect(await counterOf(methodId)).toBe(step + 1);
+      // Blocked.
+      await store.db.updateTable('users').set({ locked_until: null, status: 'blocked', blocked_reason: 'admin' }).where('id', '=', userId).execute();
+      expect(await clients[0].approve(tenantId, 'no-approve@contoso.com', methodId, step + 2, NOW)).toBeUndefined();
+      expect(await counterOf(methodId)).toBe(step + 1);
+      // Another user's name, or the method not active: nothing.
+      await store.db.updateTable('users').set({ status: 'active', blocked_reason: null }).where('id', '=', userId).execute();
+      await addUser('other-approve@contoso.com');
+      expect(await clients[1].approve(tenantId, 'other-approve@contoso.com', methodId, step + 2, NOW)).toBeUndefined();
+      expect(await clients[1].approve(tenantId, 'nobody@contoso.com', methodId, step + 2, NOW)).toBeUndefined();
+      await store.db.updateTable('methods').set({ status: 'pending' }).where('id', '=', methodId).execute();
+      expect(await clients[0].approve(tenantId, 'no-approve@contoso.com', methodId, step + 2, NOW)).toBeUndefined();
+      expect(await counterOf(methodId)).toBe(step + 1);
+      // Active again, the step fresh: approved, the count cleared.
+      await store.db.updateTable('methods').set({ status: 'active' }).where('id', '=', methodId).execute();
+      await store.db.updateTable('users').set(failures).where('id', '=', userId).execute();
+      expect(await clients[1].approve(tenantId, 'no-approve@contoso.com', methodId, step + 2, NOW)).toEqual({ id: userId });
+      expect(await counterOf(methodId)).toBe(step + 3);
+      expect(await lockStateOf(userId)).toEqual({ failed_count: 0, failed_since: null, locked_until: null });
     });
 
     it('RL-01: an unknown user or a blocked user gets no reservation', async () => {
