@@ -8,6 +8,11 @@
  * N users, each with an OATH TOTP token imported from an Azure CSV, each asked for its current
  * code once. With COUNTERSIGN_DATABASE_URL set, the same is measured on PostgreSQL too (in a
  * fresh database made for the run and dropped after it).
+ *
+ * Beside them, the floor: the same POST /v1/verify with a key that cannot be valid, parsed and
+ * validated like a real one and refused before the store is touched. It is what the HTTP and
+ * JSON work of a verify costs alone; no verify can be faster, so floor/healthz bounds the
+ * verify/healthz ratio, and the gap between floor and verify is the verification itself.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -34,12 +39,18 @@ interface Figures {
   denied?: number;
 }
 
-function figures(result: autocannon.Result): Figures {
-  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, non2xx: result.non2xx + result.errors };
+function figures(result: autocannon.Result, refusalExpected = false): Figures {
+  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, non2xx: (refusalExpected ? result.requests.total - result.non2xx : result.non2xx) + result.errors };
 }
 
 async function healthz(base: string): Promise<Figures> {
   return figures(await autocannon({ url: `${base}/healthz`, connections: CONNECTIONS, duration: SECONDS }));
+}
+
+/** The floor: the same POST, parsed and validated, refused before any store access (a key that cannot be valid). */
+async function refused(base: string): Promise<Figures> {
+  const body = JSON.stringify({ username: 'user0@bench.example', code: '123456' });
+  return figures(await autocannon({ url: `${base}/v1/verify`, connections: CONNECTIONS, duration: SECONDS, method: 'POST', headers: { authorization: 'Bearer not-a-key', 'content-type': 'application/json' }, body }), true);
 }
 
 async function verify(base: string, appKey: string, users: { username: string; secret: Uint8Array }[], next: { i: number }): Promise<Figures> {
@@ -94,8 +105,10 @@ async function measure(label: string, databaseUrl: string | undefined): Promise<
     const next = { i: 0 };
     const h: Figures[] = [];
     const v: Figures[] = [];
+    const f: Figures[] = [];
     for (let round = 0; round < ROUNDS; round++) {
       h.push(await healthz(base));
+      f.push(await refused(base));
       v.push(await verify(base, app.api_key, users, next));
     }
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
@@ -104,9 +117,13 @@ async function measure(label: string, databaseUrl: string | undefined): Promise<
     const row = (name: string, fs: Figures[]) =>
       `${name.padEnd(12)} ${mean(fs.map((f) => f.rps)).toFixed(0).padStart(8)} req/s   p50 ${mean(fs.map((f) => f.p50)).toFixed(1).padStart(5)} ms   p99 ${mean(fs.map((f) => f.p99)).toFixed(1).padStart(5)} ms   errors ${fs.reduce((a, f) => a + f.non2xx, 0)}`;
     console.log(row('/healthz', h));
+    console.log(row('verify 401', f) + '   (the floor: same POST parsed and validated, refused before the store)');
     console.log(row('/v1/verify', v));
     console.log(`verify answers: ${v.reduce((a, f) => a + (f.approved ?? 0), 0)} approved, ${v.reduce((a, f) => a + (f.denied ?? 0), 0)} denied (every code valid and used once: all should be approved)`);
     console.log(`ratio verify/healthz throughput: ${(vr / hr).toFixed(2)}  (goal ≥ 0.5; p99 goal < 20 ms)`);
+    const fr = mean(f.map((x) => x.rps));
+    console.log(`ratio floor/healthz: ${(fr / hr).toFixed(2)}  (a verify can do no better: its HTTP and JSON work alone)`);
+    console.log(`time per verify beyond the floor: ≈ ${(1e6 / vr - 1e6 / fr).toFixed(0)} µs of the server's one event loop (store, crypto, audit)`);
   } finally {
     child.kill('SIGTERM');
     await new Promise((resolve) => child.once('exit', resolve));
@@ -130,8 +147,10 @@ async function withPostgresDatabase(url: string, run: (url: string) => Promise<v
 }
 
 console.log(`Countersign benchmark — node ${process.version}, ${new Date().toISOString()}`);
-await measure('embedded store (SQLite)', undefined);
-await measurePush();
+// BENCH_ONLY=verify, push or postgres measures one part alone (e.g. under BENCH_SERVER_NODE_ARGS=--cpu-prof).
+const only = process.env['BENCH_ONLY'];
+if (only !== 'push' && only !== 'postgres') await measure('embedded store (SQLite)', undefined);
+if (only !== 'verify' && only !== 'postgres') await measurePush();
 const pgUrl = process.env['COUNTERSIGN_DATABASE_URL'];
 if (pgUrl !== undefined && pgUrl !== '') await withPostgresDatabase(pgUrl, (url) => measure('PostgreSQL', url));
 else console.log('\n(PostgreSQL not measured: set COUNTERSIGN_DATABASE_URL=postgres://… to measure it too)');
