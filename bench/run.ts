@@ -86,7 +86,7 @@ async function measure(label: string, databaseUrl: string | undefined): Promise<
   const dataDir = mkdtempSync(join(tmpdir(), 'countersign-bench-'));
   const { child, base, adminKey } = await startServer(dataDir, databaseUrl);
   try {
-    console.log(`\n## ${label}  (${CONNECTIONS} connections, ${ROUNDS} rounds × ${SECONDS} s each, alternating)`);
+    console.log(`\n## ${label}  (${CONNECTIONS} connections, ${ROUNDS} round${ROUNDS === 1 ? '' : 's'} × ${SECONDS} s each, alternating)`);
     const app = await call(base, adminKey, 'POST', '/v1/admin/applications?tenant=default', JSON.stringify({ name: 'bench' }));
     const users = Array.from({ length: USERS }, (_, i) => ({ username: `user${i}@bench.example`, secret: randomBytes(20) }));
     let started = Date.now();
