@@ -97,7 +97,7 @@ const consumeOwnedCounter = preparedQuery((db, methodId: string, counter: number
 /**
  * PostgreSQL only (SQLite has no data-modifying WITH): the verify path's common case — a code
  * that matched exactly one method — as one statement, atomic on its own, instead of a
- * transaction's four round trips. In order: lock the user if they may answer now (`for update`
+ * transaction's four round trips. In order: lock the user if they may answer now (`for no key update`
  * waits for a racing attempt and re-checks the lockout and block on the row it then holds, as
  * `reserveAttempt` does), consume the step as `consumeOtpCounter` does, and only if that
  * happened clear the failure count. Returns the user's id when the code was consumed; otherwise
@@ -117,7 +117,7 @@ const approveStatement = preparedQuery((db, tenantId: string, username: string, 
         .where('username', '=', username)
         .where((eb) => eb.or([eb('locked_until', 'is', null), eb('locked_until', '<=', nowMs)]))
         .where((eb) => eb.or([eb('status', '=', 'active'), eb('blocked_until', '<=', nowMs)]))
-        .forUpdate(),
+        .forNoKeyUpdate(),
     )
     .with('consumed', (qc) =>
       qc

@@ -155,14 +155,36 @@ function withStatementCache(sqlite: SqliteDatabase.Database, size = 500): Sqlite
  * A connection that sends the hot path's queries (prepared-query.ts) as named prepared
  * statements: PostgreSQL parses and plans each once per connection, not on every call. Kysely
  * hands pg the SQL text and values; a text that is a prepared query's is sent under its name.
+ *
+ * A statement prepared before another process changed a table it reads (a migration during a
+ * rolling upgrade) fails with "cached plan must not change result type"; it is then prepared
+ * again under a new name on this connection and the call retried once, so running servers go
+ * on without a restart. (Inside a transaction the failure has already failed the transaction:
+ * that call fails, and the connection's next one uses the new name.)
  */
 class PreparedStatementClient extends pg.Client {
+  /** Names given on this connection instead of a stale statement's. */
+  readonly #renamed = new Map<string, string>();
+  #renames = 0;
+
   override query(...args: unknown[]): never {
     const [text, values] = args;
-    const name = typeof text === 'string' && Array.isArray(values) && args.length === 2 ? preparedStatementNames.get(text) : undefined;
-    const query = super.query.bind(this) as (...a: unknown[]) => never;
-    return name === undefined ? query(...args) : query({ name, text, values });
+    const shared = typeof text === 'string' && Array.isArray(values) && args.length === 2 ? preparedStatementNames.get(text) : undefined;
+    const query = super.query.bind(this) as (...a: unknown[]) => Promise<unknown>;
+    if (shared === undefined) return query(...args) as never;
+    const name = this.#renamed.get(shared) ?? shared;
+    return query({ name, text, values }).catch((error: unknown) => {
+      if (!isStalePlan(error)) throw error;
+      const fresh = `${shared}_${++this.#renames}`;
+      this.#renamed.set(shared, fresh);
+      return query({ name: fresh, text, values });
+    }) as never;
   }
+}
+
+/** PostgreSQL's answer to a prepared statement whose tables changed shape since it was prepared. */
+function isStalePlan(error: unknown): boolean {
+  return error instanceof Error && (error as { code?: unknown }).code === '0A000' && /cached plan must not change result type/.test(error.message);
 }
 
 function openPostgres(url: string, max: number): Store {

@@ -257,27 +257,34 @@ describe('requests that share a key lookup', () => {
     expect(await authenticateApiKey(services, key.api_key)).toMatchObject({ kind: 'admin' });
     const early: Promise<unknown>[] = [];
     const late: Promise<unknown>[] = [];
-    // Hold the store's connection (on PostgreSQL, one of the pool's) so that the lookups queue
-    // behind it; revoke the key through it in between.
-    const hold = async (work: (db: typeof services.db) => Promise<void>) => {
-      if (services.store.dialect === 'sqlite') await services.db.connection().execute(work);
-      else await work(services.db);
-    };
-    await hold(async (db) => {
-      for (let i = 0; i < 25; i++) early.push(authenticateApiKey(services, key.api_key));
-      await db.updateTable('api_keys').set({ revoked_at: Date.now() }).where('id', '=', key.id).execute();
-      for (let i = 0; i < 25; i++) late.push(authenticateApiKey(services, key.api_key));
-    });
-    // On SQLite every lookup was still waiting when the key was revoked; the later ones arrived
-    // after it and must not get an earlier read.
-    for (const answer of await Promise.all(late)) expect(answer).toBeUndefined();
-    if (services.store.dialect === 'sqlite') for (const answer of await Promise.all(early)) expect(answer).toBeUndefined();
-    else await Promise.all(early);
+    // Take every connection of the store (SQLite has one, the PostgreSQL pool ten), so that the
+    // lookups wait for one; revoke the key through a held one in between.
+    const size = services.store.dialect === 'sqlite' ? 1 : 10;
+    const held: (typeof services.db)[] = [];
+    let allHeld = () => {};
+    const ready = new Promise<void>((resolve) => (allHeld = resolve));
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const holders = Array.from({ length: size }, () =>
+      services.db.connection().execute(async (connection) => {
+        held.push(connection);
+        if (held.length === size) allHeld();
+        await gate;
+      }),
+    );
+    await ready;
+    for (let i = 0; i < 25; i++) early.push(authenticateApiKey(services, key.api_key));
+    await held[0]?.updateTable('api_keys').set({ revoked_at: Date.now() }).where('id', '=', key.id).execute();
+    for (let i = 0; i < 25; i++) late.push(authenticateApiKey(services, key.api_key));
+    release();
+    await Promise.all(holders);
+    // Every lookup was still waiting when the key was revoked: none may answer from before it.
+    for (const answer of await Promise.all([...early, ...late])) expect(answer).toBeUndefined();
     expect(await works(key.api_key)).toBe(401);
   });
 
   it('nothing is kept after a shared read: the next request reads the key again', async () => {
-    const key = await newAdminKey('failed lookup');
+    const key = await newAdminKey('after a shared read');
     const { services } = t;
     // Fifty at once all get the same answer; the next one reads again.
     const answers = await Promise.all(Array.from({ length: 50 }, () => authenticateApiKey(services, key.api_key)));

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { appendAudit, verifyAuditChain, type AuditEntry } from '../../src/store/audit-log.js';
 import { approveAtOnce, consumeOtpCounter, reserveAttempt, type LockoutPolicy, type Reservation } from '../../src/store/attempts.js';
 import { MIGRATION_NAMES, openStore, type Store } from '../../src/store/database.js';
+import { preparedQuery } from '../../src/store/prepared-query.js';
 import { DIALECTS, makeStoreLocation, TEST_PG_URL, type TestStoreLocation } from '../support/harness.js';
 
 /**
@@ -343,6 +344,51 @@ for (const dialect of DIALECTS) {
       expect(await clients[1].approve(tenantId, 'no-approve@contoso.com', methodId, step + 2, NOW)).toEqual({ id: userId });
       expect(await counterOf(methodId)).toBe(step + 3);
       expect(await lockStateOf(userId)).toEqual({ failed_count: 0, failed_since: null, locked_until: null });
+    });
+
+    it.skipIf(dialect !== 'postgres')('OTP-06: approveAtOnce waits for a racing lockout or block and then re-checks the user: it approves nothing', async () => {
+      const step = Math.floor(NOW / 30_000);
+      for (const change of [{ locked_until: NOW + 60_000 }, { status: 'blocked', blocked_reason: 'admin' }] as const) {
+        const username = `racing-${Object.keys(change)[0]}@contoso.com`;
+        const userId = await addUser(username);
+        const methodId = await addMethod(userId, step - 1);
+        // Another node's transaction changes the user and has not committed yet when the code arrives.
+        const other = new pg.Client({ connectionString: location.databaseUrl });
+        await other.connect();
+        try {
+          await other.query('begin');
+          const [column, value] = Object.entries(change)[0] as [string, string | number];
+          await other.query(`update users set ${column} = $1${'blocked_reason' in change ? `, blocked_reason = 'admin'` : ''} where id = $2`, [value, userId]);
+          const approval = clients[0].approve(tenantId, username, methodId, step, NOW);
+          // The approval waits on the user's row; give it time to get there, then commit the change.
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          await other.query('commit');
+          expect(await approval).toBeUndefined();
+        } finally {
+          await other.end();
+        }
+        expect(await counterOf(methodId)).toBe(step - 1);
+      }
+    });
+
+    it.skipIf(dialect !== 'postgres')('a prepared statement whose table another process changed is prepared again, and the same connection goes on', async () => {
+      // One connection, so the second call surely meets the statement the first one prepared.
+      const single = await openStore({ dataDir: location.dataDir, databaseUrl: location.databaseUrl, poolSize: 1 });
+      const changer = new pg.Client({ connectionString: location.databaseUrl });
+      await changer.connect();
+      try {
+        const tenantRow = preparedQuery((db, id: string) => db.selectFrom('tenants').selectAll().where('id', '=', id));
+        expect((await tenantRow(single.db, tenantId)).rows).toHaveLength(1);
+        // A migration on another node adds a column to the table the statement reads.
+        await changer.query('alter table tenants add column contract_extra integer');
+        const after = (await tenantRow(single.db, tenantId)).rows[0] as Record<string, unknown> | undefined;
+        expect(after).toMatchObject({ id: tenantId, contract_extra: null });
+        expect((await tenantRow(single.db, tenantId)).rows).toHaveLength(1);
+      } finally {
+        await changer.query('alter table tenants drop column if exists contract_extra');
+        await changer.end();
+        await single.close();
+      }
     });
 
     it('RL-01: an unknown user or a blocked user gets no reservation', async () => {
