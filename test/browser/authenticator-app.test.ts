@@ -1,9 +1,8 @@
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BrowserContext, Page } from 'playwright-core';
-import { CHROMIUM_AVAILABLE, launchChromium } from '../support/browser.js';
+import { CHROMIUM_AVAILABLE, launchChromium, openPhoneOnServer, PHONE, type PhoneOnServer } from '../support/browser.js';
 import { activateDevice } from '../support/device.js';
-import { createTestApp, fakeClock, type TestApp } from '../support/harness.js';
+import { fakeClock, type TestApp } from '../support/harness.js';
 
 /**
  * The Countersign Authenticator web app (/authenticator/) in Debian's Chromium, on a phone-sized
@@ -27,29 +26,17 @@ describe.skipIf(!CHROMIUM_AVAILABLE)('authenticator web app in Chromium', () => 
   //   fresh browser profile for the first-visit check).
   let t: TestApp;
   let base: string;
-  let closeBrowser: (() => Promise<void>) | undefined;
   let context: BrowserContext;
   let page: Page;
+  let session: PhoneOnServer | undefined;
   const clock = fakeClock(Math.floor(Date.now() / 30_000) * 30_000 + 1_000);
-  const phone = { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 };
 
   beforeAll(async () => {
-    t = await createTestApp({ clock });
-    // A real server's Date header and the clock it checks signatures against are one clock: here the fake one.
-    t.app.server.prependListener('request', (_request, response) => response.setHeader('date', clock().toUTCString()));
-    await t.app.listen({ port: 0, host: '127.0.0.1' });
-    base = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
-    const launched = await launchChromium(phone);
-    context = launched.context;
-    closeBrowser = () => launched.close();
-    context.setDefaultTimeout(10_000);
-    page = context.pages()[0] ?? (await context.newPage());
-    await page.clock.setFixedTime(clock.ms());
+    session = await openPhoneOnServer(clock);
+    ({ t, base, context, page } = session);
   });
   afterAll(async () => {
-    await closeBrowser?.();
-    t?.app.server.closeAllConnections();
-    await t?.close();
+    await session?.close();
   });
 
   /** expect.poll waits 1 s by default; a reconnect, a backoff or the service worker's caching may take a few. */
@@ -429,7 +416,7 @@ describe.skipIf(!CHROMIUM_AVAILABLE)('authenticator web app in Chromium', () => 
     const style = /href="\.\/(assets\/[^"]+\.css)"/.exec(shellHtml)?.[1];
     expect(script).toBeDefined();
     expect(style).toBeDefined();
-    const fresh = await launchChromium(phone);
+    const fresh = await launchChromium(PHONE);
     try {
       const first = fresh.context.pages()[0] ?? (await fresh.context.newPage());
       await first.goto(`${base}/authenticator/`);

@@ -1,41 +1,28 @@
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { BrowserContext, Page } from 'playwright-core';
-import { CHROMIUM_AVAILABLE, launchChromium } from '../support/browser.js';
-import { createTestApp, fakeClock, type TestApp } from '../support/harness.js';
+import type { Page } from 'playwright-core';
+import { CHROMIUM_AVAILABLE, openPhoneOnServer, type PhoneOnServer } from '../support/browser.js';
+import { fakeClock, type TestApp } from '../support/harness.js';
 
 /**
  * An enrollment link (`<server>/authenticator/#enroll=TOKEN`) opened in Debian's Chromium: the
  * authenticator web app names the account and what the link allows, registers this browser as
  * the user's authenticator in place, and "Done" completes the registration — the user is then
- * enforced and has a push device. A spent link shows the server's message. Same set-up as
- * authenticator-app.test.ts (a real listening server, the browser's clock pinned to the server's).
+ * enforced and has a push device. A spent link shows the server’s message. Set up by
+ * openPhoneOnServer (a real listening server, the browser’s clock pinned to the server’s).
  */
 describe.skipIf(!CHROMIUM_AVAILABLE)('enrollment link in the authenticator web app (Chromium)', () => {
   let t: TestApp;
   let base: string;
-  let closeBrowser: (() => Promise<void>) | undefined;
-  let context: BrowserContext;
   let page: Page;
+  let session: PhoneOnServer | undefined;
   const clock = fakeClock(Math.floor(Date.now() / 30_000) * 30_000 + 1_000);
-  const phone = { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true, deviceScaleFactor: 2 };
 
   beforeAll(async () => {
-    t = await createTestApp({ clock });
-    t.app.server.prependListener('request', (_request, response) => response.setHeader('date', clock().toUTCString()));
-    await t.app.listen({ port: 0, host: '127.0.0.1' });
-    base = `http://127.0.0.1:${(t.app.server.address() as AddressInfo).port}`;
-    const launched = await launchChromium(phone);
-    context = launched.context;
-    closeBrowser = () => launched.close();
-    context.setDefaultTimeout(10_000);
-    page = context.pages()[0] ?? (await context.newPage());
-    await page.clock.setFixedTime(clock.ms());
+    session = await openPhoneOnServer(clock);
+    ({ t, base, page } = session);
   });
   afterAll(async () => {
-    await closeBrowser?.();
-    t?.app.server.closeAllConnections();
-    await t?.close();
+    await session?.close();
   });
 
   it('opens the link, registers this browser as the authenticator, completes: the user is enforced with a push device', async () => {
